@@ -1,0 +1,72 @@
+"""Time sources. `SystemClock.now()` is the only wall-clock read in gemini.
+
+Imports no I/O library; everything else receives `now` as an argument or a `Clock`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to (simulator, demo, tests)."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        if step < timedelta(0):
+            raise ValueError("time does not go backwards")
+        with self._lock:
+            self._now += step
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            if when < self._now:
+                raise ValueError("time does not go backwards")
+            self._now = when.astimezone(UTC)
+
+
+def utc(dt: datetime) -> datetime:
+    """Return `dt` as aware UTC; naive datetimes are taken to be UTC."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp (a trailing Z allowed) into aware UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    return utc(datetime.fromisoformat(value))
+
+
+def iso(dt: datetime) -> str:
+    """Format aware UTC as ISO-8601 with a Z suffix."""
+    text = utc(dt).isoformat()
+    return text.replace("+00:00", "Z")

@@ -1,0 +1,132 @@
+"""`tick`: the one imperative step shared by the controller, the simulator and the demo.
+
+Read capacity (scaler) -> fetch observations (sources, batched across policies; failures are
+values) -> `engine.decide` (pure) -> apply if Active and changed -> record. A scale event enters
+the state only after a successful apply. One broken policy never stops the others: every
+per-policy failure becomes that policy's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gemini.errors import ScaleError
+from gemini.metrics import MetricReader, MetricRequest
+from gemini.policy import engine
+from gemini.policy.decision import Decision, Reason
+from gemini.policy.spec import Mode, ScalingPolicy
+from gemini.policy.state import PolicyState
+from gemini.scalers import ApplyResult, ApplyStatus, Scaler, TargetRef
+
+
+class DecisionSink(Protocol):
+    def record(self, decision: Decision) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    policy: str
+    state: PolicyState
+    decision: Decision | None = None
+    apply: ApplyResult | None = None
+    error: str | None = None  # the target could not be read: reason code
+    error_message: str | None = None
+
+
+def target_ref(policy: ScalingPolicy) -> TargetRef:
+    return TargetRef(policy.key, policy.metadata.namespace, policy.spec.target)
+
+
+def requests_for(policy: ScalingPolicy) -> list[MetricRequest]:
+    return [MetricRequest(policy.key, policy.metadata.namespace, m) for m in policy.spec.metrics]
+
+
+def tick_batch(
+    items: Sequence[tuple[ScalingPolicy, PolicyState]],
+    *,
+    reader: MetricReader,
+    scaler: Scaler,
+    now: datetime,
+    sink: DecisionSink | None = None,
+) -> list[TickResult]:
+    """Evaluate several policies at one instant with one batched metric read."""
+    capacities: list[object] = []
+    requests: list[MetricRequest] = []
+    spans: list[tuple[int, int]] = []
+    for policy, _state in items:
+        try:
+            capacities.append(scaler.capacity(target_ref(policy), now))
+        except ScaleError as exc:
+            capacities.append(exc)
+        except Exception as exc:  # unexpected: still only this policy's problem
+            capacities.append(ScaleError(f"reading the target failed: {exc}", "TargetReadFailed"))
+        if isinstance(capacities[-1], ScaleError):
+            spans.append((len(requests), len(requests)))
+            continue
+        reqs = requests_for(policy)
+        spans.append((len(requests), len(requests) + len(reqs)))
+        requests.extend(reqs)
+
+    observations = reader.read(requests, now) if requests else []
+    results: list[TickResult] = []
+    for (policy, state), cap, (lo, hi) in zip(items, capacities, spans, strict=True):
+        if isinstance(cap, ScaleError):
+            results.append(
+                TickResult(policy.key, state, error=cap.reason, error_message=str(cap))
+            )
+            continue
+        assert not isinstance(cap, BaseException)
+        from gemini.policy.decision import Capacity
+
+        assert isinstance(cap, Capacity)
+        decision, new_state = engine.decide(
+            policy.spec, state, observations[lo:hi], cap, now, policy=policy.key
+        )
+        decision, new_state, applied = _act(policy, decision, new_state, scaler, now)
+        if sink is not None:
+            sink.record(decision)
+        results.append(TickResult(policy.key, new_state, decision, applied))
+    return results
+
+
+def tick(
+    policy: ScalingPolicy,
+    state: PolicyState,
+    *,
+    reader: MetricReader,
+    scaler: Scaler,
+    now: datetime,
+    sink: DecisionSink | None = None,
+) -> TickResult:
+    """Evaluate one policy once."""
+    return tick_batch([(policy, state)], reader=reader, scaler=scaler, now=now, sink=sink)[0]
+
+
+def _act(
+    policy: ScalingPolicy,
+    decision: Decision,
+    state: PolicyState,
+    scaler: Scaler,
+    now: datetime,
+) -> tuple[Decision, PolicyState, ApplyResult | None]:
+    mode = policy.spec.mode
+    if mode is not Mode.ACTIVE:
+        outcome = "shadow" if mode is Mode.SHADOW else "paused"
+        return decision.with_outcome(False, outcome), state, None
+    if decision.desired == decision.current:
+        return decision.with_outcome(False, "unchanged"), state, None
+    if Reason.TARGET_BUSY.value in decision.reasons:
+        return decision.with_outcome(False, ApplyStatus.BUSY.value), state, None
+    try:
+        result = scaler.apply(target_ref(policy), decision.desired, now)
+    except ScaleError as exc:
+        result = ApplyResult(ApplyStatus.FAILED, decision.current, exc.reason, str(exc))
+    except Exception as exc:
+        result = ApplyResult(ApplyStatus.FAILED, decision.current, "ScaleFailed", str(exc))
+    if result.changed:
+        state = state.with_scale_event(now, decision.current, result.replicas)
+        return decision.with_outcome(True, result.status.value), state, result
+    return decision.with_outcome(False, result.status.value, result.reason), state, result

@@ -1,0 +1,106 @@
+"""Metric sources: the `MetricSource` protocol, its registry, and the reader that batches.
+
+A source reads many metric requests at once (so calls can be batched across policies) and
+returns one `Observation` per request, in order. A source never raises for a failed read: the
+failure becomes an Observation with `error_kind` (unavailable, deadline, quota, permission,
+empty, invalid, not_found, error). Must not import `gemini.scalers`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gemini.policy.spec import Metric
+from gemini.series import Observation
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRequest:
+    """One metric of one policy to read."""
+
+    policy: str  # "namespace/name"
+    namespace: str
+    metric: Metric
+
+
+class MetricSource(Protocol):
+    def fetch(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
+        """One Observation per request, in the same order; never samples after `now`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MetricReader(Protocol):
+    """What `loop.tick` reads through: any source mix, batched."""
+
+    def read(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]: ...
+
+
+# Literal registry: source kind (the field name under spec.metrics[].source) -> "module:Class".
+# Imported lazily so that a controller without, say, Prometheus policies never imports httpx.
+SOURCES: dict[str, str] = {
+    "cloudMonitoring": "gemini.metrics.cloud_monitoring:CloudMonitoringSource",
+    "pubsub": "gemini.metrics.pubsub:PubsubSource",
+    "bigtable": "gemini.metrics.bigtable:BigtableSource",
+    "prometheus": "gemini.metrics.prometheus:PrometheusSource",
+    "kubernetes": "gemini.metrics.kubernetes:KubernetesSource",
+    "recorded": "gemini.metrics.recorded:RecordedSource",
+}
+
+
+def source_class(kind: str) -> Callable[..., MetricSource]:
+    if kind not in SOURCES:
+        known = ", ".join(sorted(SOURCES))
+        raise ValueError(f"unknown metric source {kind!r}; known: {known}")
+    module, _, name = SOURCES[kind].partition(":")
+    cls: Callable[..., MetricSource] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+class RoutingReader:
+    """Routes each request to the source for its kind; one `fetch` per kind per read.
+
+    `sources` maps kind -> an instance; kinds not given are created on first use from the
+    registry with `factory(kind)` (default: the class with no arguments).
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, MetricSource] | None = None,
+        factory: Callable[[str], MetricSource] | None = None,
+    ) -> None:
+        self._sources: dict[str, MetricSource] = dict(sources or {})
+        self._factory = factory or (lambda kind: source_class(kind)())
+
+    def source(self, kind: str) -> MetricSource:
+        if kind not in self._sources:
+            self._sources[kind] = self._factory(kind)
+        return self._sources[kind]
+
+    def read(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
+        out: list[Observation | None] = [None] * len(requests)
+        by_kind: dict[str, list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            by_kind[req.metric.source.kind].append(i)
+        for kind, idxs in by_kind.items():
+            batch = [requests[i] for i in idxs]
+            try:
+                results = self.source(kind).fetch(batch, now)
+            except Exception as exc:  # a broken source must not stop the others
+                results = [
+                    Observation.failed(r.metric.name, "error", f"{kind} source failed: {exc}")
+                    for r in batch
+                ]
+            for i, obs in zip(idxs, results, strict=True):
+                out[i] = obs
+        return [o if o is not None else Observation.failed("?", "error", "no result") for o in out]
+
+    def close(self) -> None:
+        for src in self._sources.values():
+            src.close()

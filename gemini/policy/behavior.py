@@ -1,0 +1,222 @@
+"""HPA v2 behaviors: defaults, stabilization windows and rate policies.
+
+Follows pkg/controller/podautoscaler/horizontal.go:
+- stabilization: up uses the lowest recommendation within the up window, down the highest
+  within the down window; the result is current clamped into [upRec, downRec];
+- rate policies are measured against the replica count at the start of each policy's period
+  (current minus the net change recorded inside the period); Percent up rounds up, Percent down
+  truncates the remaining count; selectPolicy Max takes the most permissive policy, Min the
+  least, Disabled forbids the direction.
+Imports no I/O library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gemini.policy.decision import Reason
+from gemini.policy.spec import (
+    DEFAULT_PERIOD_SECONDS,
+    DEFAULT_SCALE_DOWN_WINDOW_SECONDS,
+    DEFAULT_TOLERANCE,
+    PolicyType,
+    RatePolicy,
+    ScalingRules,
+    SelectPolicy,
+    Spec,
+)
+from gemini.policy.state import Recommendation, ScaleEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """One direction's rules with HPA's defaults filled in."""
+
+    window: timedelta
+    select: SelectPolicy
+    policies: tuple[tuple[PolicyType, int, timedelta], ...]
+    tolerance: float
+    cooldown: timedelta
+
+
+DEFAULT_UP_POLICIES = (
+    (PolicyType.PERCENT, 100, timedelta(seconds=DEFAULT_PERIOD_SECONDS)),
+    (PolicyType.PODS, 4, timedelta(seconds=DEFAULT_PERIOD_SECONDS)),
+)
+DEFAULT_DOWN_POLICIES = ((PolicyType.PERCENT, 100, timedelta(seconds=DEFAULT_PERIOD_SECONDS)),)
+
+
+def _policies(given: list[RatePolicy] | None, default: tuple[tuple[PolicyType, int, timedelta], ...]) -> tuple[tuple[PolicyType, int, timedelta], ...]:
+    if not given:
+        return default
+    return tuple((p.type, p.value, timedelta(seconds=p.period_seconds)) for p in given)
+
+
+def _rules(given: ScalingRules | None, up: bool) -> Rules:
+    default_window = 0 if up else DEFAULT_SCALE_DOWN_WINDOW_SECONDS
+    default_policies = DEFAULT_UP_POLICIES if up else DEFAULT_DOWN_POLICIES
+    if given is None:
+        return Rules(
+            timedelta(seconds=default_window), SelectPolicy.MAX, default_policies, DEFAULT_TOLERANCE, timedelta(0)
+        )
+    window = given.stabilization_window_seconds
+    return Rules(
+        window=timedelta(seconds=default_window if window is None else window),
+        select=given.select_policy,
+        policies=_policies(given.policies, default_policies),
+        tolerance=DEFAULT_TOLERANCE if given.tolerance is None else given.tolerance,
+        cooldown=timedelta(seconds=given.cooldown_seconds),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    up: Rules
+    down: Rules
+    keep_recommendations: timedelta
+    keep_events: timedelta
+
+
+_CACHE: dict[int, tuple[Spec, Resolved]] = {}
+
+
+def resolve(spec: Spec) -> Resolved:
+    """The spec's behavior with defaults filled in (cached per spec object)."""
+    hit = _CACHE.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    behavior = spec.behavior
+    up = _rules(behavior.scale_up if behavior else None, True)
+    down = _rules(behavior.scale_down if behavior else None, False)
+    longest_period = max(
+        [p[2] for p in up.policies + down.policies] + [up.cooldown, down.cooldown, timedelta(seconds=1)]
+    )
+    bt = spec.target.bigtable
+    if bt is not None:
+        longest_period = max(
+            longest_period,
+            timedelta(seconds=bt.scale_down_period_seconds),
+            timedelta(seconds=bt.min_change_interval_seconds),
+        )
+    resolved = Resolved(up, down, max(up.window, down.window), longest_period)
+    if len(_CACHE) > 4096:
+        _CACHE.clear()
+    _CACHE[id(spec)] = (spec, resolved)
+    return resolved
+
+
+def stabilize(
+    recommendation: int,
+    current: int,
+    history: Sequence[Recommendation],
+    up_window: timedelta,
+    down_window: timedelta,
+    now: datetime,
+) -> tuple[int, str | None]:
+    """HPA's stabilizeRecommendationWithBehaviors. Returns (stabilized, reason if it changed)."""
+    up_rec = recommendation
+    down_rec = recommendation
+    up_cut = now - up_window
+    down_cut = now - down_window
+    for rec in history:
+        if rec.at > up_cut and rec.replicas < up_rec:
+            up_rec = rec.replicas
+        if rec.at > down_cut and rec.replicas > down_rec:
+            down_rec = rec.replicas
+    result = current
+    if result < up_rec:
+        result = up_rec
+    if result > down_rec:
+        result = down_rec
+    if result == recommendation:
+        return result, None
+    if recommendation >= current:
+        return result, Reason.SCALE_UP_STABILIZED.value
+    return result, Reason.SCALE_DOWN_STABILIZED.value
+
+
+def _change_in_period(events: Sequence[ScaleEvent], period: timedelta, now: datetime) -> int:
+    cutoff = now - period
+    return sum(e.change for e in events if e.at > cutoff)
+
+
+def scale_up_limit(current: int, events: Sequence[ScaleEvent], rules: Rules, now: datetime) -> int:
+    """Highest count the rate policies allow now (never below current)."""
+    if rules.select is SelectPolicy.DISABLED:
+        return current
+    result: int | None = None
+    for kind, value, period in rules.policies:
+        start = current - _change_in_period(events, period, now)
+        if kind is PolicyType.PODS:
+            proposed = start + value
+        else:
+            proposed = -((-start * (100 + value)) // 100)  # exact ceil(start x (1 + v/100))
+        if result is None:
+            result = proposed
+        elif rules.select is SelectPolicy.MIN:
+            result = min(result, proposed)
+        else:
+            result = max(result, proposed)
+    limit = current if result is None else result
+    return max(limit, current)
+
+
+def scale_down_limit(current: int, events: Sequence[ScaleEvent], rules: Rules, now: datetime) -> int:
+    """Lowest count the rate policies allow now (never above current)."""
+    if rules.select is SelectPolicy.DISABLED:
+        return current
+    result: int | None = None
+    for kind, value, period in rules.policies:
+        start = current - _change_in_period(events, period, now)
+        if kind is PolicyType.PODS:
+            proposed = start - value
+        else:
+            proposed = (start * (100 - value)) // 100  # truncates, like int32(float) in Go
+        if result is None:
+            result = proposed
+        elif rules.select is SelectPolicy.MIN:
+            result = max(result, proposed)
+        else:
+            result = min(result, proposed)
+    limit = current if result is None else result
+    return min(limit, current)
+
+
+def limit_rate(
+    desired: int,
+    current: int,
+    min_replicas: int,
+    max_replicas: int,
+    events: Sequence[ScaleEvent],
+    up: Rules,
+    down: Rules,
+    now: datetime,
+) -> tuple[int, str]:
+    """HPA's convertDesiredReplicasWithBehaviorRate: rate limits and min/max in one step."""
+    if desired > current:
+        limit = scale_up_limit(current, events, up, now)
+        if max_replicas > limit:
+            allowed, reason = limit, Reason.SCALE_UP_LIMIT.value
+        else:
+            allowed, reason = max_replicas, Reason.TOO_MANY_REPLICAS.value
+        if desired > allowed:
+            return allowed, reason
+    elif desired < current:
+        limit = scale_down_limit(current, events, down, now)
+        if min_replicas < limit:
+            allowed, reason = limit, Reason.SCALE_DOWN_LIMIT.value
+        else:
+            allowed, reason = min_replicas, Reason.TOO_FEW_REPLICAS.value
+        if desired < allowed:
+            return allowed, reason
+    return desired, Reason.DESIRED_WITHIN_RANGE.value
+
+
+def percent_down_floor(current: int, events: Sequence[ScaleEvent], percent: float, period: timedelta, now: datetime) -> int:
+    """Lowest count when at most `percent` of the period-start count may go per period (at
+    least one unit). Used for Bigtable's "no more than 10 % per 10 minutes"."""
+    start = current - _change_in_period(events, period, now)
+    removable = max(1, int(start * percent / 100.0 + 1e-9))
+    return min(current, max(start - removable, 0))

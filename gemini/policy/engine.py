@@ -1,0 +1,333 @@
+"""`decide()`: the only place a scaling decision is made.
+
+Synchronous, no I/O, never reads the clock: `now` is an argument. Steps, each recording what it
+changed and why:
+
+1. reduce each metric's samples over its window; mark missing, stale or failed metrics;
+2. one proposal per metric (HPA formula with tolerance, or step scaling); fallback after N
+   consecutive failures when the metric asks for it;
+3. combine: max of valid proposals; never scale down while a metric is invalid (HPA's rule);
+4. schedules (min/max while a cron window is active), activation and scale to/from zero;
+   current outside [min, max] goes straight to the bound (HPA);
+5. stabilization windows (up: lowest recent recommendation, down: highest);
+6. rate policies and min/max (HPA), Bigtable's scale-down guardrail;
+7. cooldowns and the minimum interval between changes;
+8. the scaler's hard floor/ceiling (e.g. Bigtable storage), busy/blocked target;
+9. mode: Active applies, Shadow records only, Paused reports and holds.
+
+Must not import I/O libraries or the shell (metrics, scalers, store, controller).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from gemini.policy import behavior, replicas, schedule
+from gemini.policy.decision import Capacity, Decision, MetricResult, MetricStatus, Reason, Step
+from gemini.policy.spec import FallbackPolicy, Metric, Mode, Spec
+from gemini.policy.state import PolicyState, Recommendation
+from gemini.series import Observation
+
+
+def _evaluate_metric(
+    metric: Metric,
+    obs: Observation | None,
+    current: int,
+    failures: int,
+    rules: behavior.Resolved,
+    now: datetime,
+) -> tuple[MetricResult, bool]:
+    """One metric's result and whether its read failed (for the failure counter)."""
+    target = metric.target
+    target_amount = target.amount if target is not None else None
+    target_type = target.type.value if target is not None else "Step"
+    status: MetricStatus
+    error: str | None = None
+    value: float | None = None
+    sample_at: datetime | None = None
+    age: float | None = None
+    if obs is None:
+        status, error = MetricStatus.MISSING, "no observation"
+    elif obs.error is not None:
+        status, error = MetricStatus.ERROR, f"{obs.error_kind or 'error'}: {obs.error}"
+    else:
+        reduced = replicas.reduce(obs.samples, metric.window_seconds, metric.window_function, now)
+        if reduced is None:
+            status, error = MetricStatus.MISSING, "no samples"
+        else:
+            value, sample_at = reduced
+            age = (now - sample_at).total_seconds()
+            if not math.isfinite(value):
+                status, error = MetricStatus.ERROR, f"invalid: value is {value}"
+                value = None
+            elif metric.max_age_seconds is not None and age > metric.max_age_seconds:
+                status = MetricStatus.STALE
+                error = f"newest sample is {age:.0f}s old (maxAgeSeconds {metric.max_age_seconds})"
+            else:
+                status = MetricStatus.OK
+    failed = status is not MetricStatus.OK
+    if failed:
+        fb = metric.fallback
+        reason = {
+            MetricStatus.MISSING: Reason.METRIC_MISSING,
+            MetricStatus.STALE: Reason.METRIC_STALE,
+            MetricStatus.ERROR: Reason.METRIC_ERROR,
+        }[status].value
+        proposed: int | None = None
+        if fb.policy is FallbackPolicy.REPLICAS and failures + 1 >= fb.failure_threshold:
+            proposed, reason = fb.replicas, Reason.FALLBACK_ACTIVE.value
+        elif fb.policy is FallbackPolicy.IGNORE:
+            reason = Reason.METRIC_IGNORED.value
+        result = MetricResult(
+            name=metric.name,
+            status=status,
+            value=value,
+            sample_at=sample_at,
+            age_seconds=age,
+            target=target_amount,
+            target_type=target_type,
+            proposed=proposed,
+            reason=reason,
+            error=error,
+        )
+        return result, True
+    assert value is not None
+    if metric.step_scaling is not None:
+        proposed_n, why = replicas.step_scaling(metric.step_scaling, value, current)
+        reason_s: str | None = why
+    else:
+        proposed_n, reason_s = replicas.target_tracking(
+            metric, value, current, rules.up.tolerance, rules.down.tolerance
+        )
+    return (
+        MetricResult(
+            name=metric.name,
+            status=MetricStatus.OK,
+            value=value,
+            sample_at=sample_at,
+            age_seconds=age,
+            target=target_amount,
+            target_type=target_type,
+            proposed=proposed_n,
+            reason=reason_s,
+            active=value > metric.activation_value,
+        ),
+        False,
+    )
+
+
+def _match(spec: Spec, observations: Sequence[Observation]) -> list[Observation | None]:
+    """Observations aligned with spec.metrics: by name, else by position."""
+    by_name = {o.metric: o for o in observations}
+    out: list[Observation | None] = []
+    for i, metric in enumerate(spec.metrics):
+        obs = by_name.get(metric.name)
+        if obs is None and i < len(observations) and observations[i].metric not in {
+            m.name for m in spec.metrics
+        }:
+            obs = observations[i]
+        out.append(obs)
+    return out
+
+
+def decide(
+    spec: Spec,
+    state: PolicyState,
+    observations: Sequence[Observation],
+    capacity: Capacity,
+    now: datetime,
+    *,
+    policy: str = "",
+) -> tuple[Decision, PolicyState]:
+    """Decide the desired capacity. Pure: same inputs, same outputs."""
+    rules = behavior.resolve(spec)
+    current = capacity.current
+    steps: list[Step] = []
+    reasons: list[str] = []
+
+    def note(stage: str, value: int, reason: str) -> None:
+        steps.append(Step(stage, value, reason))
+        if reason not in reasons:
+            reasons.append(reason)
+
+    # 1-2. metrics and proposals ------------------------------------------------------------
+    results: list[MetricResult] = []
+    failures: list[tuple[str, int]] = []
+    valid: list[int] = []
+    invalid = 0
+    for metric, obs in zip(spec.metrics, _match(spec, observations), strict=True):
+        count = state.failure_count(metric.name)
+        result, failed = _evaluate_metric(metric, obs, current, count, rules, now)
+        results.append(result)
+        failures.append((metric.name, count + 1 if failed else 0))
+        if result.proposed is not None:
+            valid.append(result.proposed)
+        elif failed and metric.fallback.policy is not FallbackPolicy.IGNORE:
+            invalid += 1
+        if result.reason is not None and result.status is not MetricStatus.OK:
+            if result.reason not in reasons:
+                reasons.append(result.reason)
+
+    # 4a. effective bounds ---------------------------------------------------------------------
+    if spec.schedules:
+        bounds = schedule.bounds(spec.min_replicas, spec.max_replicas, spec.schedules, now)
+    else:
+        bounds = schedule.Bounds(spec.min_replicas, spec.max_replicas)
+    lo, hi = bounds.min_replicas, bounds.max_replicas
+    if bounds.active:
+        note("schedule", current, Reason.SCHEDULE_ACTIVE.value)
+
+    any_active = any(r.active for r in results) or any(
+        r.reason == Reason.FALLBACK_ACTIVE.value and (r.proposed or 0) > 0 for r in results
+    )
+    last_active = state.last_active_at
+    if any_active or last_active is None:
+        last_active = now
+
+    new_state = replace(
+        state,
+        failures=tuple(failures),
+        last_active_at=last_active,
+        last_evaluated_at=now,
+    )
+    recommendation: int | None = None
+    desired = current
+    behaviors = True
+
+    if current == 0 and spec.min_replicas != 0:
+        # HPA: replicas set to 0 by hand with minReplicas > 0 disables autoscaling.
+        desired, behaviors = 0, False
+        note("bounds", 0, Reason.SCALING_DISABLED.value)
+    elif current > hi:
+        desired, behaviors = hi, False
+        note("bounds", hi, Reason.CURRENT_ABOVE_MAX.value)
+    elif current < lo:
+        desired, behaviors = lo, False
+        note("bounds", lo, Reason.CURRENT_BELOW_MIN.value)
+    elif not valid:
+        behaviors = False
+        note("combine", current, Reason.NO_VALID_METRICS.value)
+    else:
+        combined = max(valid)
+        if invalid and combined < current:
+            behaviors = False
+            note("combine", current, Reason.SCALE_DOWN_HELD_INVALID_METRIC.value)
+        else:
+            recommendation = combined
+
+    if recommendation is not None and lo == 0:
+        # 4b. activation and scale to/from zero (KEDA semantics) ------------------------------
+        if current == 0:
+            if any_active:
+                recommendation = max(recommendation, 1)
+                note("activation", recommendation, Reason.ACTIVATED.value)
+            else:
+                recommendation, behaviors, desired = None, False, 0
+                note("activation", 0, Reason.INACTIVE.value)
+        elif not any_active:
+            idle = now - last_active
+            if idle >= timedelta(seconds=spec.scale_to_zero.cooldown_seconds):
+                recommendation, behaviors, desired = None, False, 0
+                note("activation", 0, Reason.SCALE_TO_ZERO.value)
+            else:
+                recommendation = max(recommendation, 1)
+                note("activation", recommendation, Reason.SCALE_TO_ZERO_COOLDOWN.value)
+        else:
+            recommendation = max(recommendation, 1)
+
+    if behaviors and recommendation is not None:
+        # 5. stabilization ----------------------------------------------------------------------
+        stabilized, why = behavior.stabilize(
+            recommendation, current, state.recommendations, rules.up.window, rules.down.window, now
+        )
+        if why is not None:
+            note("stabilization", stabilized, why)
+        new_state = replace(
+            new_state,
+            recommendations=(*state.recommendations, Recommendation(now, recommendation)),
+        )
+        # 6. rate policies and min/max ----------------------------------------------------------
+        events = state.scale_events
+        desired, why = behavior.limit_rate(
+            stabilized, current, lo, hi, events, rules.up, rules.down, now
+        )
+        if desired != stabilized:
+            note("rate", desired, why)
+        bt = spec.target.bigtable
+        if bt is not None and desired < current:
+            floor = behavior.percent_down_floor(
+                current, events, bt.max_scale_down_percent,
+                timedelta(seconds=bt.scale_down_period_seconds), now,
+            )
+            if desired < floor:
+                desired = floor
+                note("guardrail", desired, Reason.BIGTABLE_SCALE_DOWN_LIMIT.value)
+        # 7. cooldowns ------------------------------------------------------------------------------
+        if desired > current and rules.up.cooldown:
+            last_up = state.last_scale_up_at
+            if last_up is not None and now - last_up < rules.up.cooldown:
+                desired = current
+                note("cooldown", desired, Reason.SCALE_UP_COOLDOWN.value)
+        elif desired < current and rules.down.cooldown:
+            last = state.last_scale_at
+            if last is not None and now - last < rules.down.cooldown:
+                desired = current
+                note("cooldown", desired, Reason.SCALE_DOWN_COOLDOWN.value)
+        if bt is not None and desired != current and bt.min_change_interval_seconds:
+            last = state.last_scale_at
+            if last is not None and (now - last).total_seconds() < bt.min_change_interval_seconds:
+                desired = current
+                note("cooldown", desired, Reason.CHANGE_INTERVAL.value)
+
+    # 8. the scaler's hard limits ------------------------------------------------------------------
+    if capacity.floor is not None and desired < capacity.floor:
+        desired = capacity.floor
+        note("scaler", desired, capacity.floor_reason or Reason.SCALER_FLOOR.value)
+    if capacity.ceiling is not None and desired > capacity.ceiling:
+        desired = capacity.ceiling
+        note("scaler", desired, capacity.ceiling_reason or Reason.SCALER_CEILING.value)
+    if desired != current and capacity.blocked:
+        note("scaler", desired, capacity.blocked)
+    if desired != current and capacity.busy:
+        note("scaler", desired, Reason.TARGET_BUSY.value)
+
+    # 9. mode ---------------------------------------------------------------------------------------
+    if spec.mode is Mode.PAUSED:
+        note("mode", current, Reason.PAUSED.value)
+        desired = current
+    elif spec.mode is Mode.SHADOW:
+        note("mode", desired, Reason.SHADOW.value)
+
+    if desired > current:
+        outcome = Reason.SCALE_UP.value
+    elif desired < current:
+        outcome = Reason.SCALE_DOWN.value
+    else:
+        outcome = Reason.NO_CHANGE.value
+    if not steps and desired == current and any(
+        r.reason == Reason.WITHIN_TOLERANCE.value for r in results
+    ):
+        reasons.append(Reason.WITHIN_TOLERANCE.value)
+    if behaviors and recommendation is not None and Reason.DESIRED_WITHIN_RANGE.value not in reasons:
+        if not any(s.stage in {"rate", "guardrail"} for s in steps):
+            reasons.append(Reason.DESIRED_WITHIN_RANGE.value)
+
+    new_state = new_state.pruned(now, rules.keep_recommendations, rules.keep_events)
+    decision = Decision(
+        policy=policy,
+        at=now,
+        mode=spec.mode.value,
+        current=current,
+        desired=desired,
+        recommendation=recommendation,
+        min_replicas=lo,
+        max_replicas=hi,
+        reasons=(outcome, *reasons),
+        metrics=tuple(results),
+        steps=tuple(steps),
+        target=spec.target.describe(),
+    )
+    return decision, new_state

@@ -1,0 +1,881 @@
+"""The `ScalingPolicy` spec: pydantic models at the trust boundary (manifests, CRD, HTTP).
+
+Field names follow HPA v2 where the concept is the same. Every field has a description: it flows
+into the generated CRD and `kubectl explain`. Structure is checked by pydantic; cross-field rules
+(min <= max, unique names, ...) by `problems()`, so every problem is reported with its field path
+in the manifest's own camelCase names. Imports no I/O library.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from gemini.errors import SpecError
+
+API_GROUP = "autoscaling.gemini.dev"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+KIND = "ScalingPolicy"
+
+# HPA's defaults (kubernetes pkg/apis/autoscaling/v2/defaults.go and the controller flags).
+DEFAULT_TOLERANCE = 0.1
+DEFAULT_SCALE_DOWN_WINDOW_SECONDS = 300
+DEFAULT_PERIOD_SECONDS = 15
+MAX_PERIOD_SECONDS = 1800
+MAX_WINDOW_SECONDS = 3600
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIX = {
+    "": 1.0,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+def parse_quantity(raw: Any) -> float:
+    """A number, or a Kubernetes quantity string ("500m", "1k", "2Gi") as HPA targets accept."""
+    if isinstance(raw, bool):
+        raise ValueError("must be a number or a quantity string like '500m'")
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        match = _QUANTITY.match(raw.strip())
+        if match is None or match.group(2) not in _SUFFIX:
+            raise ValueError(f"not a number or quantity: {raw!r}")
+        value = float(match.group(1)) * _SUFFIX[match.group(2)]
+    else:
+        raise ValueError("must be a number or a quantity string like '500m'")
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    return value
+
+
+Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+
+
+class Model(BaseModel):
+    """Base: camelCase names, unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+def exactly_one(model: BaseModel, names: Iterable[str], what: str) -> None:
+    names = list(names)
+    given = [to_camel(n) for n in names if getattr(model, n) is not None]
+    if len(given) != 1:
+        options = ", ".join(to_camel(n) for n in names)
+        got = ", ".join(given) if given else "none"
+        raise ValueError(f"{what} must set exactly one of {options} (got {got})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+
+class KubernetesTarget(Model):
+    api_version: str = Field(
+        "apps/v1",
+        min_length=1,
+        description="API version of the target, e.g. apps/v1 or a custom resource's group/version.",
+    )
+    kind: str = Field(
+        "Deployment",
+        min_length=1,
+        description="Kind of the target: Deployment, StatefulSet, or any kind with a /scale subresource.",
+    )
+    name: str = Field(
+        ..., min_length=1, max_length=253, description="Name of the target in the policy's namespace."
+    )
+
+
+class NativeAutoscaling(StrEnum):
+    REFUSE = "Refuse"
+    MANAGE_LIMITS = "ManageLimits"
+
+
+class BigtableTarget(Model):
+    project: str = Field(..., min_length=1, description="Google Cloud project ID of the instance.")
+    instance: str = Field(..., min_length=1, description="Bigtable instance ID.")
+    cluster: str = Field(..., min_length=1, description="Bigtable cluster ID whose nodes are scaled.")
+    storage_utilization_target: float = Field(
+        0.7,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Storage guardrail: never fewer nodes than bytes used / (per-node storage limit x this "
+            "fraction). Per-node limits: 5 TB SSD, 16 TB HDD. Google advises below 0.7 for "
+            "latency-sensitive clusters."
+        ),
+    )
+    max_scale_down_percent: float = Field(
+        10.0,
+        gt=0.0,
+        le=100.0,
+        description=(
+            "Never remove more than this percent of nodes within scaleDownPeriodSeconds (at least "
+            "one node). Google's guidance: no more than 10 % in 10 minutes."
+        ),
+    )
+    scale_down_period_seconds: int = Field(
+        600, ge=1, le=86400, description="Period over which maxScaleDownPercent applies."
+    )
+    min_change_interval_seconds: int = Field(
+        0,
+        ge=0,
+        le=86400,
+        description="Minimum time between two node-count changes, in either direction.",
+    )
+    native_autoscaling: NativeAutoscaling = Field(
+        NativeAutoscaling.REFUSE,
+        description=(
+            "If the cluster has Bigtable's native autoscaling on: Refuse (do nothing, report "
+            "TargetConflict) or ManageLimits (write the desired count as the native autoscaler's "
+            "minimum instead of the node count)."
+        ),
+    )
+
+
+class Target(Model):
+    kubernetes: KubernetesTarget | None = Field(
+        None, description="A Kubernetes workload scaled through its /scale subresource."
+    )
+    bigtable: BigtableTarget | None = Field(
+        None, description="A Cloud Bigtable cluster whose node count is scaled."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Target:
+        exactly_one(self, ["kubernetes", "bigtable"], "target")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "kubernetes" if self.kubernetes is not None else "bigtable"
+
+    def describe(self) -> str:
+        if self.kubernetes is not None:
+            return f"{self.kubernetes.kind}/{self.kubernetes.name}"
+        assert self.bigtable is not None
+        b = self.bigtable
+        return f"bigtable:{b.project}/{b.instance}/{b.cluster}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric sources
+
+
+class Aligner(StrEnum):
+    ALIGN_NONE = "ALIGN_NONE"
+    ALIGN_DELTA = "ALIGN_DELTA"
+    ALIGN_RATE = "ALIGN_RATE"
+    ALIGN_MEAN = "ALIGN_MEAN"
+    ALIGN_MAX = "ALIGN_MAX"
+    ALIGN_MIN = "ALIGN_MIN"
+    ALIGN_SUM = "ALIGN_SUM"
+    ALIGN_COUNT = "ALIGN_COUNT"
+    ALIGN_NEXT_OLDER = "ALIGN_NEXT_OLDER"
+    ALIGN_PERCENTILE_99 = "ALIGN_PERCENTILE_99"
+    ALIGN_PERCENTILE_95 = "ALIGN_PERCENTILE_95"
+    ALIGN_PERCENTILE_50 = "ALIGN_PERCENTILE_50"
+
+
+class Reducer(StrEnum):
+    REDUCE_NONE = "REDUCE_NONE"
+    REDUCE_MEAN = "REDUCE_MEAN"
+    REDUCE_MAX = "REDUCE_MAX"
+    REDUCE_MIN = "REDUCE_MIN"
+    REDUCE_SUM = "REDUCE_SUM"
+    REDUCE_COUNT = "REDUCE_COUNT"
+    REDUCE_PERCENTILE_99 = "REDUCE_PERCENTILE_99"
+    REDUCE_PERCENTILE_95 = "REDUCE_PERCENTILE_95"
+    REDUCE_PERCENTILE_50 = "REDUCE_PERCENTILE_50"
+
+
+_METRIC_TYPE = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
+
+
+class CloudMonitoringSource(Model):
+    project: str = Field(..., min_length=1, description="Project whose time series are read.")
+    filter: str = Field(
+        ...,
+        min_length=1,
+        description='Cloud Monitoring filter; must contain metric.type = "...".',
+    )
+    aligner: Aligner = Field(Aligner.ALIGN_MEAN, description="Per-series aligner.")
+    reducer: Reducer = Field(
+        Reducer.REDUCE_SUM,
+        description="Cross-series reducer: how the matching series combine into one value.",
+    )
+    alignment_period_seconds: int = Field(
+        60, ge=60, le=86400, description="Alignment period (Cloud Monitoring minimum 60)."
+    )
+    lookback_seconds: int = Field(
+        300, ge=60, le=86400, description="How far back each read looks for points."
+    )
+    group_by: list[str] = Field(
+        default_factory=list, description="Fields to group by before reducing (rarely needed)."
+    )
+
+    @field_validator("filter")
+    @classmethod
+    def _has_type(cls, value: str) -> str:
+        if _METRIC_TYPE.search(value) is None:
+            raise ValueError('filter must contain metric.type = "<type>"')
+        return value
+
+    @property
+    def metric_type(self) -> str:
+        match = _METRIC_TYPE.search(self.filter)
+        assert match is not None
+        return match.group(1)
+
+
+class PubsubMetric(StrEnum):
+    NUM_UNDELIVERED_MESSAGES = "num_undelivered_messages"
+    OLDEST_UNACKED_MESSAGE_AGE = "oldest_unacked_message_age"
+
+
+class PubsubSource(Model):
+    subscription: str = Field(
+        ..., description="Full subscription path: projects/PROJECT/subscriptions/SUBSCRIPTION."
+    )
+    metric: PubsubMetric = Field(
+        PubsubMetric.NUM_UNDELIVERED_MESSAGES,
+        description="num_undelivered_messages (backlog, messages) or oldest_unacked_message_age (seconds).",
+    )
+
+    @field_validator("subscription")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        match = re.fullmatch(r"projects/([^/\s]+)/subscriptions/([^/\s]+)", value)
+        if match is None:
+            raise ValueError(
+                f"must be a full path projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}"
+            )
+        sub = match.group(2)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}", sub):
+            raise ValueError(
+                f"subscription ID {sub!r} must start with a letter and be 3-255 characters "
+                "of letters, digits, - _ . ~ + %"
+            )
+        return value
+
+    @property
+    def project(self) -> str:
+        return self.subscription.split("/")[1]
+
+    @property
+    def subscription_id(self) -> str:
+        return self.subscription.split("/")[3]
+
+
+class BigtableMetric(StrEnum):
+    CPU_LOAD = "cpu_load"
+    CPU_LOAD_HOTTEST_NODE = "cpu_load_hottest_node"
+    STORAGE_UTILIZATION = "storage_utilization"
+
+
+class BigtableSource(Model):
+    project: str = Field(..., min_length=1, description="Project of the Bigtable instance.")
+    instance: str = Field(..., min_length=1, description="Bigtable instance ID.")
+    cluster: str = Field(..., min_length=1, description="Bigtable cluster ID.")
+    metric: BigtableMetric = Field(
+        BigtableMetric.CPU_LOAD,
+        description="cpu_load (fraction), cpu_load_hottest_node (fraction) or storage_utilization (fraction).",
+    )
+
+
+class PrometheusAuth(Model):
+    bearer_token_file: str | None = Field(
+        None, description="File holding a bearer token sent as Authorization: Bearer."
+    )
+    google: bool = Field(
+        False,
+        description="Use Google Application Default Credentials (Cloud Monitoring's PromQL endpoint).",
+    )
+
+
+class PrometheusSource(Model):
+    server_address: str = Field(
+        ...,
+        pattern=r"^https?://",
+        description=(
+            "Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090 or "
+            "https://monitoring.googleapis.com/v1/projects/P/location/global/prometheus"
+        ),
+    )
+    query: str = Field(..., min_length=1, description="PromQL returning one sample (scalar or 1-element vector).")
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Request deadline.")
+    auth: PrometheusAuth | None = Field(None, description="Optional authentication.")
+
+
+class ReplicaField(StrEnum):
+    CURRENT = "Current"
+    DESIRED = "Desired"
+
+
+class KubernetesSource(Model):
+    api_version: str = Field("apps/v1", description="API version of the workload read.")
+    kind: str = Field("Deployment", description="Kind of the workload read.")
+    name: str = Field(..., min_length=1, description="Name of the workload read.")
+    namespace: str | None = Field(None, description="Namespace; the policy's when left out.")
+    replicas: ReplicaField = Field(
+        ReplicaField.CURRENT,
+        description="Current (status.replicas) or Desired (spec.replicas) replicas of that workload.",
+    )
+
+
+class RecordedSource(Model):
+    file: str = Field(..., min_length=1, description="Trace file (CSV timestamp,value or Parquet).")
+    scale: float = Field(1.0, description="Multiply every value by this.")
+    loop: bool = Field(
+        False, description="Replay the trace in a loop, aligned to its start (demos)."
+    )
+
+
+class MetricSource(Model):
+    cloud_monitoring: CloudMonitoringSource | None = Field(
+        None, description="Any Cloud Monitoring time series (ListTimeSeries)."
+    )
+    pubsub: PubsubSource | None = Field(None, description="A Pub/Sub subscription's backlog or age.")
+    bigtable: BigtableSource | None = Field(None, description="A Bigtable cluster's CPU or storage.")
+    prometheus: PrometheusSource | None = Field(
+        None, description="A PromQL instant query (also Cloud Monitoring's PromQL endpoint)."
+    )
+    kubernetes: KubernetesSource | None = Field(
+        None, description="Replicas of another Kubernetes workload."
+    )
+    recorded: RecordedSource | None = Field(None, description="A recorded trace file.")
+
+    @model_validator(mode="after")
+    def _one(self) -> MetricSource:
+        exactly_one(
+            self,
+            ["cloud_monitoring", "pubsub", "bigtable", "prometheus", "kubernetes", "recorded"],
+            "source",
+        )
+        return self
+
+    @property
+    def kind(self) -> str:
+        for name in ("cloud_monitoring", "pubsub", "bigtable", "prometheus", "kubernetes", "recorded"):
+            if getattr(self, name) is not None:
+                return to_camel(name)
+        raise AssertionError("validated source has one kind")
+
+    @property
+    def config(self) -> Model:
+        for name in ("cloud_monitoring", "pubsub", "bigtable", "prometheus", "kubernetes", "recorded"):
+            value = getattr(self, name)
+            if value is not None:
+                return value  # type: ignore[no-any-return]
+        raise AssertionError("validated source has one kind")
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric targets and algorithms
+
+
+class TargetType(StrEnum):
+    VALUE = "Value"
+    AVERAGE_VALUE = "AverageValue"
+    UTILIZATION = "Utilization"
+
+
+class MetricTarget(Model):
+    type: TargetType = Field(
+        ...,
+        description=(
+            "Value: desired = ceil(current x value / target.value). AverageValue: the value is a "
+            "total, desired = ceil(value / target.averageValue). Utilization: the value is a "
+            "fraction of capacity (0.75 = 75 %), desired = ceil(current x value x 100 / "
+            "target.averageUtilization)."
+        ),
+    )
+    value: Quantity | None = Field(None, gt=0, description="Target for type Value.")
+    average_value: Quantity | None = Field(
+        None, gt=0, description="Per-replica target for type AverageValue."
+    )
+    average_utilization: int | None = Field(
+        None, gt=0, le=1000, description="Target percent for type Utilization."
+    )
+
+    @model_validator(mode="after")
+    def _matching(self) -> MetricTarget:
+        wanted = {
+            TargetType.VALUE: "value",
+            TargetType.AVERAGE_VALUE: "average_value",
+            TargetType.UTILIZATION: "average_utilization",
+        }[self.type]
+        others = [n for n in ("value", "average_value", "average_utilization") if n != wanted]
+        if getattr(self, wanted) is None:
+            raise ValueError(f"type {self.type.value} needs {to_camel(wanted)}")
+        extra = [to_camel(n) for n in others if getattr(self, n) is not None]
+        if extra:
+            raise ValueError(f"type {self.type.value} takes only {to_camel(wanted)}, not {', '.join(extra)}")
+        return self
+
+    @property
+    def amount(self) -> float:
+        """The target as a number in the metric's own unit (Utilization: a fraction)."""
+        if self.type is TargetType.VALUE:
+            assert self.value is not None
+            return self.value
+        if self.type is TargetType.AVERAGE_VALUE:
+            assert self.average_value is not None
+            return self.average_value
+        assert self.average_utilization is not None
+        return self.average_utilization / 100.0
+
+
+class AdjustmentType(StrEnum):
+    CHANGE_IN_CAPACITY = "ChangeInCapacity"
+    PERCENT_CHANGE_IN_CAPACITY = "PercentChangeInCapacity"
+    EXACT_CAPACITY = "ExactCapacity"
+
+
+class Step(Model):
+    lower_bound: float | None = Field(
+        None, description="Applies when value >= lowerBound (no lower limit when left out)."
+    )
+    upper_bound: float | None = Field(
+        None, description="Applies when value < upperBound (no upper limit when left out)."
+    )
+    adjustment: int = Field(
+        ...,
+        description="Change (negative scales down), percent change, or exact capacity, per adjustmentType.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Step:
+        if (
+            self.lower_bound is not None
+            and self.upper_bound is not None
+            and self.lower_bound >= self.upper_bound
+        ):
+            raise ValueError("lowerBound must be below upperBound")
+        return self
+
+
+class StepScaling(Model):
+    adjustment_type: AdjustmentType = Field(
+        AdjustmentType.CHANGE_IN_CAPACITY, description="How a step's adjustment is read."
+    )
+    steps: list[Step] = Field(
+        ...,
+        min_length=1,
+        max_length=20,
+        description="Value ranges and their adjustments; ranges must not overlap. No match: no change.",
+    )
+    min_adjustment_magnitude: int = Field(
+        1, ge=1, description="With PercentChangeInCapacity, change at least this many replicas."
+    )
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> StepScaling:
+        spans = sorted(
+            (
+                (-math.inf if s.lower_bound is None else s.lower_bound),
+                (math.inf if s.upper_bound is None else s.upper_bound),
+            )
+            for s in self.steps
+        )
+        for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
+            if lo < hi:
+                raise ValueError("step ranges overlap")
+        return self
+
+    def adjustment_for(self, value: float) -> Step | None:
+        for step in self.steps:
+            lo = -math.inf if step.lower_bound is None else step.lower_bound
+            hi = math.inf if step.upper_bound is None else step.upper_bound
+            if lo <= value < hi:
+                return step
+        return None
+
+
+class WindowFunction(StrEnum):
+    LAST = "Last"
+    MEAN = "Mean"
+    MAX = "Max"
+    MIN = "Min"
+
+
+class FallbackPolicy(StrEnum):
+    HOLD = "Hold"
+    IGNORE = "Ignore"
+    REPLICAS = "Replicas"
+
+
+class Fallback(Model):
+    policy: FallbackPolicy = Field(
+        FallbackPolicy.HOLD,
+        description=(
+            "When this metric is missing, stale or failing: Hold (HPA's rule: other metrics may "
+            "scale up, nothing scales down), Ignore (decide on the other metrics alone), or "
+            "Replicas (after failureThreshold consecutive failures propose `replicas`, like KEDA)."
+        ),
+    )
+    failure_threshold: int = Field(
+        3, ge=1, le=1000, description="Consecutive failed reads before Replicas applies."
+    )
+    replicas: int | None = Field(None, ge=0, description="Capacity proposed by policy Replicas.")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> Fallback:
+        if self.policy is FallbackPolicy.REPLICAS and self.replicas is None:
+            raise ValueError("policy Replicas needs replicas")
+        return self
+
+
+class Metric(Model):
+    name: str = Field(
+        ...,
+        pattern=r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$",
+        description="Name of this metric within the policy (lowercase, digits, - _ .).",
+    )
+    source: MetricSource = Field(..., description="Where the metric is read; exactly one kind.")
+    target: MetricTarget | None = Field(
+        None, description="Target tracking (HPA formula). Exactly one of target or stepScaling."
+    )
+    step_scaling: StepScaling | None = Field(
+        None, description="Step scaling on the metric value. Exactly one of target or stepScaling."
+    )
+    window_seconds: int = Field(
+        0,
+        ge=0,
+        le=86400,
+        description="Reduce the samples of this last span with windowFunction (0: the newest sample).",
+    )
+    window_function: WindowFunction = Field(
+        WindowFunction.LAST, description="Last, Mean, Max or Min over windowSeconds."
+    )
+    max_age_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=86400,
+        description=(
+            "A newest sample older than this is stale and treated like a failed read. Pub/Sub "
+            "metrics are up to 120 s late, so use at least 180 for them."
+        ),
+    )
+    activation_value: float = Field(
+        0.0,
+        description=(
+            "With minReplicas 0: the metric is active when its value is above this; the target "
+            "scales from zero when any metric is active and to zero when none is."
+        ),
+    )
+    fallback: Fallback = Field(default_factory=Fallback, description="Missing-data behaviour.")
+
+    @model_validator(mode="after")
+    def _algorithm(self) -> Metric:
+        exactly_one(self, ["target", "step_scaling"], "metric")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Behavior (HPA v2)
+
+
+class PolicyType(StrEnum):
+    PODS = "Pods"
+    PERCENT = "Percent"
+
+
+class SelectPolicy(StrEnum):
+    MAX = "Max"
+    MIN = "Min"
+    DISABLED = "Disabled"
+
+
+class RatePolicy(Model):
+    type: PolicyType = Field(..., description="Pods (a number of replicas) or Percent (of the replicas at the period's start).")
+    value: int = Field(..., gt=0, description="Replicas or percent allowed to change per period.")
+    period_seconds: int = Field(
+        ..., gt=0, le=MAX_PERIOD_SECONDS, description="Length of the period, 1 to 1800 seconds."
+    )
+
+
+class ScalingRules(Model):
+    stabilization_window_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_WINDOW_SECONDS,
+        description="Window of past recommendations considered (default 0 up, 300 down).",
+    )
+    select_policy: SelectPolicy = Field(
+        SelectPolicy.MAX,
+        description="Max (the policy allowing most change), Min (least), or Disabled (no scaling in this direction).",
+    )
+    policies: list[RatePolicy] | None = Field(
+        None,
+        max_length=10,
+        description="Rate limits; default up: max(100 %, 4 pods) per 15 s, down: 100 % per 15 s.",
+    )
+    tolerance: float | None = Field(
+        None,
+        ge=0.0,
+        le=10.0,
+        description="No change while |value/target - 1| <= tolerance (default 0.1).",
+    )
+    cooldown_seconds: int = Field(
+        0,
+        ge=0,
+        le=86400,
+        description=(
+            "gemini: after a scale-up, no further scale-up for this long (scaleUp); after any "
+            "scale event, no scale-down for this long (scaleDown)."
+        ),
+    )
+
+
+class Behavior(Model):
+    scale_up: ScalingRules | None = Field(None, description="Rules for scaling up.")
+    scale_down: ScalingRules | None = Field(None, description="Rules for scaling down.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules, scale to zero, mode
+
+
+class Schedule(Model):
+    name: str = Field(..., min_length=1, max_length=63, description="Name of this schedule.")
+    cron: str = Field(
+        ..., description="Start times, five-field cron (minute hour day month day-of-week)."
+    )
+    time_zone: str = Field("UTC", description="IANA time zone of the cron expression, e.g. Asia/Tokyo.")
+    duration_seconds: int = Field(
+        ..., gt=0, le=7 * 86400, description="How long the schedule stays active after each start."
+    )
+    min_replicas: int | None = Field(None, ge=0, description="Minimum while active.")
+    max_replicas: int | None = Field(None, ge=1, description="Maximum while active.")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from gemini.policy import schedule
+
+        schedule.check_cron(value)
+        return value
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Schedule:
+        if self.min_replicas is None and self.max_replicas is None:
+            raise ValueError("a schedule sets minReplicas, maxReplicas or both")
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class ScaleToZero(Model):
+    cooldown_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="With minReplicas 0: scale to zero only after no metric was active for this long.",
+    )
+
+
+class Mode(StrEnum):
+    ACTIVE = "Active"
+    SHADOW = "Shadow"
+    PAUSED = "Paused"
+
+
+class Spec(Model):
+    target: Target = Field(..., description="What is scaled: exactly one of kubernetes or bigtable.")
+    min_replicas: int = Field(
+        1, ge=0, description="Lowest capacity (replicas or nodes). 0 enables scale to zero."
+    )
+    max_replicas: int = Field(..., ge=1, description="Highest capacity (replicas or nodes).")
+    metrics: list[Metric] = Field(
+        ..., min_length=1, max_length=20, description="Metrics; the highest proposal wins."
+    )
+    behavior: Behavior | None = Field(None, description="HPA v2 behavior, plus cooldowns.")
+    interval_seconds: int = Field(
+        15, ge=1, le=3600, description="Evaluate every this many seconds (HPA: 15)."
+    )
+    mode: Mode = Field(
+        Mode.ACTIVE,
+        description="Active applies decisions, Shadow records them only, Paused does nothing but report.",
+    )
+    schedules: list[Schedule] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Cron windows that change min/max; when several are active the highest values win.",
+    )
+    scale_to_zero: ScaleToZero = Field(
+        default_factory=ScaleToZero, description="Scale-to-zero settings (minReplicas 0)."
+    )
+
+
+class ObjectMeta(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True)
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Object name.",
+    )
+    namespace: str = Field("default", min_length=1, description="Namespace.")
+    generation: int | None = None
+    resource_version: str | None = None
+    uid: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ScalingPolicy(Model):
+    api_version: Literal["autoscaling.gemini.dev/v1alpha1"] = Field(
+        API_VERSION, description="autoscaling.gemini.dev/v1alpha1"
+    )
+    kind: Literal["ScalingPolicy"] = Field(KIND, description="ScalingPolicy")
+    metadata: ObjectMeta
+    spec: Spec
+    status: dict[str, Any] | None = Field(None, description="Written by the controller.")
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing with problems named by field path
+
+
+def format_path(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see `kubectl explain scalingpolicy.spec`)"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def problems(policy: ScalingPolicy) -> list[tuple[str, str]]:
+    """Cross-field rules pydantic's per-field checks cannot express."""
+    out: list[tuple[str, str]] = []
+    spec = policy.spec
+    if spec.min_replicas > spec.max_replicas:
+        out.append(
+            ("spec.minReplicas", f"minReplicas {spec.min_replicas} exceeds maxReplicas {spec.max_replicas}")
+        )
+    seen: dict[str, int] = {}
+    for i, metric in enumerate(spec.metrics):
+        if metric.name in seen:
+            out.append(
+                (f"spec.metrics[{i}].name", f"duplicate metric name {metric.name!r} (also metrics[{seen[metric.name]}])")
+            )
+        else:
+            seen[metric.name] = i
+        if metric.fallback.policy is FallbackPolicy.REPLICAS and metric.fallback.replicas is not None:
+            if metric.fallback.replicas > spec.max_replicas:
+                out.append(
+                    (f"spec.metrics[{i}].fallback.replicas", f"{metric.fallback.replicas} exceeds maxReplicas {spec.max_replicas}")
+                )
+    names: dict[str, int] = {}
+    for i, sched in enumerate(spec.schedules):
+        if sched.name in names:
+            out.append((f"spec.schedules[{i}].name", f"duplicate schedule name {sched.name!r}"))
+        names[sched.name] = i
+    if spec.target.bigtable is not None:
+        if spec.min_replicas < 1:
+            out.append(("spec.minReplicas", "a Bigtable cluster has at least 1 node"))
+        for i, sched in enumerate(spec.schedules):
+            if sched.min_replicas is not None and sched.min_replicas < 1:
+                out.append((f"spec.schedules[{i}].minReplicas", "a Bigtable cluster has at least 1 node"))
+    if spec.behavior is not None:
+        for direction in ("scaleUp", "scaleDown"):
+            rules = spec.behavior.scale_up if direction == "scaleUp" else spec.behavior.scale_down
+            if rules is not None and rules.policies is not None:
+                for j, p in enumerate(rules.policies):
+                    if p.type is PolicyType.PERCENT and p.value > 100 and direction == "scaleDown":
+                        out.append(
+                            (f"spec.behavior.scaleDown.policies[{j}].value", "a scale-down Percent above 100 is meaningless")
+                        )
+    return out
+
+
+def parse_policy(doc: Any) -> ScalingPolicy:
+    """Validate one manifest (a dict). Raises SpecError listing every problem by field path."""
+    if not isinstance(doc, dict):
+        raise SpecError("manifest must be a mapping", [("", "manifest must be a mapping")])
+    try:
+        policy = ScalingPolicy.model_validate(doc)
+    except ValidationError as exc:
+        found = [(format_path(e["loc"]), _message(dict(e))) for e in exc.errors()]
+        raise SpecError("; ".join(f"{p}: {m}" for p, m in found), found) from None
+    issues = problems(policy)
+    if issues:
+        raise SpecError("; ".join(f"{p}: {m}" for p, m in issues), issues)
+    return policy
+
+
+def policy_name(doc: Any) -> str:
+    """Best-effort name of a manifest for error lines, even when it is invalid."""
+    if isinstance(doc, dict):
+        meta = doc.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            return str(meta["name"])
+    return "<unnamed>"

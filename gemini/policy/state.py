@@ -1,0 +1,116 @@
+"""`PolicyState`: what a policy remembers between evaluations.
+
+A frozen value: recent recommendations (for stabilization windows), recent scale events (for rate
+policies and cooldowns), consecutive failure counts per metric (for fallback), when the workload
+was last active (for scale to zero). It round-trips through the CR's `status.state` so a restarted
+controller keeps its windows (the HPA loses them). `decide()` prunes it to the longest window, so
+its size is bounded. Imports no I/O library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gemini.clock import iso, parse_iso
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    at: datetime
+    replicas: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleEvent:
+    at: datetime
+    change: int  # signed: +3 is a scale-up by 3
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyState:
+    recommendations: tuple[Recommendation, ...] = ()
+    scale_events: tuple[ScaleEvent, ...] = ()
+    failures: tuple[tuple[str, int], ...] = ()
+    last_active_at: datetime | None = None
+    last_evaluated_at: datetime | None = None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def failure_count(self, metric: str) -> int:
+        for name, count in self.failures:
+            if name == metric:
+                return count
+        return 0
+
+    @property
+    def last_scale_up_at(self) -> datetime | None:
+        for event in reversed(self.scale_events):
+            if event.change > 0:
+                return event.at
+        return None
+
+    @property
+    def last_scale_down_at(self) -> datetime | None:
+        for event in reversed(self.scale_events):
+            if event.change < 0:
+                return event.at
+        return None
+
+    @property
+    def last_scale_at(self) -> datetime | None:
+        return self.scale_events[-1].at if self.scale_events else None
+
+    # -- changes (return new values) ----------------------------------------------------------
+
+    def with_scale_event(self, at: datetime, from_replicas: int, to_replicas: int) -> PolicyState:
+        """Record a change that was actually applied. Called by the shell after apply."""
+        if from_replicas == to_replicas:
+            return self
+        event = ScaleEvent(at, to_replicas - from_replicas)
+        return replace(self, scale_events=(*self.scale_events, event))
+
+    def pruned(self, now: datetime, keep_recommendations: timedelta, keep_events: timedelta) -> PolicyState:
+        recs = tuple(r for r in self.recommendations if now - r.at < keep_recommendations)
+        events = tuple(e for e in self.scale_events if now - e.at < keep_events)
+        if len(recs) == len(self.recommendations) and len(events) == len(self.scale_events):
+            return self
+        return replace(self, recommendations=recs, scale_events=events)
+
+    # -- status form --------------------------------------------------------------------------
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "recommendations": [[iso(r.at), r.replicas] for r in self.recommendations],
+            "scaleEvents": [[iso(e.at), e.change] for e in self.scale_events],
+            "failures": {name: count for name, count in self.failures if count},
+            "lastActiveAt": iso(self.last_active_at) if self.last_active_at else None,
+            "lastEvaluatedAt": iso(self.last_evaluated_at) if self.last_evaluated_at else None,
+        }
+
+    @staticmethod
+    def from_status(data: Mapping[str, Any] | None) -> PolicyState:
+        """Rebuild from `to_status()` output. Unknown versions or garbage give an empty state
+        (losing windows is safe; refusing to start is not)."""
+        if not data or data.get("version") != STATE_VERSION:
+            return PolicyState()
+        try:
+            recs = tuple(Recommendation(parse_iso(at), int(n)) for at, n in data.get("recommendations", []))
+            events = tuple(ScaleEvent(parse_iso(at), int(c)) for at, c in data.get("scaleEvents", []))
+            failures = tuple(sorted((str(k), int(v)) for k, v in (data.get("failures") or {}).items()))
+            active = data.get("lastActiveAt")
+            evaluated = data.get("lastEvaluatedAt")
+            return PolicyState(
+                recommendations=recs,
+                scale_events=events,
+                failures=failures,
+                last_active_at=parse_iso(active) if active else None,
+                last_evaluated_at=parse_iso(evaluated) if evaluated else None,
+            )
+        except (TypeError, ValueError, AttributeError):
+            return PolicyState()

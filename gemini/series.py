@@ -1,0 +1,159 @@
+"""Time-series values: samples, observations, and the trace file format.
+
+A trace file is CSV with header `timestamp,value` (ISO-8601 UTC, strictly increasing, gaps
+allowed) or Parquet with the same two columns. Owns parsing and writing that format; imports no
+network or database library (pyarrow is imported lazily, only for Parquet files).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from gemini.clock import iso, parse_iso, utc
+from gemini.errors import SpecError
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value at one instant (aware UTC)."""
+
+    at: datetime
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a metric source returned for one metric at one read.
+
+    Either `samples` (oldest first, never after the read time) or an `error` with a stable
+    `error_kind`. A source never raises for a failed read; it returns an Observation with an error.
+    """
+
+    metric: str
+    samples: tuple[Sample, ...] = ()
+    error: str | None = None
+    error_kind: str | None = None
+    extra: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.samples)
+
+    @property
+    def latest(self) -> Sample | None:
+        return self.samples[-1] if self.samples else None
+
+    @staticmethod
+    def failed(metric: str, kind: str, message: str) -> Observation:
+        return Observation(metric=metric, error=message, error_kind=kind)
+
+    @staticmethod
+    def of(metric: str, at: datetime, value: float) -> Observation:
+        return Observation(metric=metric, samples=(Sample(utc(at), float(value)),))
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A recorded series: parallel, strictly increasing timestamps (epoch seconds) and values."""
+
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def index_at_or_before(self, t: float) -> int:
+        """Index of the last sample with time <= t, or -1."""
+        return bisect.bisect_right(self.times, t) - 1
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        """Samples with start < time <= end, oldest first."""
+        from datetime import UTC
+
+        lo = bisect.bisect_right(self.times, start)
+        hi = bisect.bisect_right(self.times, end)
+        return [
+            Sample(datetime.fromtimestamp(self.times[i], UTC), self.values[i]) for i in range(lo, hi)
+        ]
+
+    def sliced(self, start: float | None, end: float | None) -> Trace:
+        lo = 0 if start is None else bisect.bisect_left(self.times, start)
+        hi = len(self.times) if end is None else bisect.bisect_right(self.times, end)
+        return Trace(self.times[lo:hi], self.values[lo:hi])
+
+
+def _check_and_build(rows: Iterable[tuple[str | datetime, float | str]], source: str) -> Trace:
+    times: list[float] = []
+    values: list[float] = []
+    last = -math.inf
+    for lineno, (ts, raw) in enumerate(rows, start=2):
+        try:
+            when = parse_iso(ts) if isinstance(ts, str) else utc(ts)
+        except ValueError:
+            raise SpecError(
+                f"{source}: row {lineno}: bad timestamp {ts!r}",
+                [(f"row {lineno}.timestamp", f"not an ISO-8601 timestamp: {ts!r}")],
+            ) from None
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{source}: row {lineno}: bad value {raw!r}",
+                [(f"row {lineno}.value", f"not a number: {raw!r}")],
+            ) from None
+        if not math.isfinite(value):
+            raise SpecError(
+                f"{source}: row {lineno}: value is not finite",
+                [(f"row {lineno}.value", f"not finite: {raw!r}")],
+            )
+        t = when.timestamp()
+        if t <= last:
+            raise SpecError(
+                f"{source}: row {lineno}: timestamps must be strictly increasing",
+                [(f"row {lineno}.timestamp", f"{ts} is not after the previous row")],
+            )
+        last = t
+        times.append(t)
+        values.append(value)
+    return Trace(tuple(times), tuple(values))
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read a trace file (CSV or Parquet). Raises SpecError naming the row on bad data."""
+    p = Path(path)
+    if not p.exists():
+        raise SpecError(f"{p}: no such trace file", [("file", f"no such file: {p}")])
+    if p.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(p, columns=["timestamp", "value"])
+        ts_col = table.column("timestamp").to_pylist()
+        val_col = table.column("value").to_pylist()
+        return _check_and_build(zip(ts_col, val_col, strict=True), str(p))
+    with p.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+            raise SpecError(
+                f"{p}: header must be 'timestamp,value'", [("header", f"got {header!r}")]
+            )
+        return _check_and_build(((row[0], row[1]) for row in reader if row), str(p))
+
+
+def write_trace(path: str | Path, samples: Sequence[Sample]) -> None:
+    """Write samples (any order; duplicates dropped) as a CSV trace."""
+    seen: dict[float, Sample] = {}
+    for s in samples:
+        seen[utc(s.at).timestamp()] = s
+    ordered = [seen[k] for k in sorted(seen)]
+    with Path(path).open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["timestamp", "value"])
+        for s in ordered:
+            writer.writerow([iso(s.at), repr(float(s.value))])
