@@ -215,7 +215,9 @@ class Capacity:
 
     `floor`/`ceiling` are the scaler's hard limits (e.g. Bigtable's storage floor) with the reason
     code that explains them; `busy` means an earlier change is still in progress; `blocked` is a
-    reason code when the scaler refuses to act on the target (HPA owns it, native autoscaling on).
+    reason code when the scaler refuses to act on the target (HPA owns it, native autoscaling on);
+    `reasons` are conditions worth recording in the decision (an earlier change failed, someone
+    else is resizing the target).
     """
 
     current: int
@@ -227,3 +229,6 @@ class Capacity:
     busy: bool = False
     blocked: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # conditions the scaler reports this read (e.g. Bigtable `OperationFailed`,
+    # `ExternalResize`); `decide()` copies them into the decision's reasons
+    reasons: tuple[str, ...] = ()
