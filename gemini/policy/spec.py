@@ -8,11 +8,13 @@ in the manifest's own camelCase names. Imports no I/O library.
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import WithJsonSchema
 
 from gemini.errors import SpecError
 
@@ -40,6 +43,12 @@ MAX_PERIOD_SECONDS = 1800
 MAX_WINDOW_SECONDS = 3600
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+# The schema-side spelling of a quantity (what the CRD's pattern admits): a plain or decimal
+# number with an optional exponent or SI / binary suffix. Negative targets are never valid.
+QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
+PUBSUB_SUBSCRIPTION_PATTERN = r"^projects/[^/\s]+/subscriptions/[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$"
+CRON_PATTERN = r"^\s*\S+(\s+\S+){4}\s*$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _SUFFIX = {
     "": 1.0,
     "n": 1e-9,
@@ -78,7 +87,14 @@ def parse_quantity(raw: Any) -> float:
     return value
 
 
-Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+# In the JSON schema (and so the CRD) a quantity is a number or a quantity string.
+Quantity = Annotated[
+    float,
+    BeforeValidator(parse_quantity),
+    WithJsonSchema(
+        {"anyOf": [{"type": "number"}, {"type": "string", "pattern": QUANTITY_PATTERN}]}
+    ),
+]
 
 
 class Model(BaseModel):
@@ -107,18 +123,31 @@ def exactly_one(model: BaseModel, names: Iterable[str], what: str) -> None:
 
 
 class KubernetesTarget(Model):
+    """A Kubernetes workload in the policy's namespace, scaled through its /scale subresource."""
+
     api_version: str = Field(
         "apps/v1",
         min_length=1,
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$",
         description="API version of the target, e.g. apps/v1 or a custom resource's group/version.",
     )
     kind: str = Field(
         "Deployment",
         min_length=1,
-        description="Kind of the target: Deployment, StatefulSet, or any kind with a /scale subresource.",
+        max_length=63,
+        pattern=r"^[A-Z][A-Za-z0-9]*$",
+        description=(
+            "Kind of the target: Deployment, StatefulSet, or any kind with a /scale subresource. "
+            "An HPA or KEDA ScaledObject must not scale the same target."
+        ),
     )
     name: str = Field(
-        ..., min_length=1, max_length=253, description="Name of the target in the policy's namespace."
+        ...,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of the target in the policy's namespace.",
     )
 
 
@@ -128,9 +157,13 @@ class NativeAutoscaling(StrEnum):
 
 
 class BigtableTarget(Model):
+    """A Cloud Bigtable cluster whose node count is scaled, with Google's scaling guardrails."""
+
     project: str = Field(..., min_length=1, description="Google Cloud project ID of the instance.")
     instance: str = Field(..., min_length=1, description="Bigtable instance ID.")
-    cluster: str = Field(..., min_length=1, description="Bigtable cluster ID whose nodes are scaled.")
+    cluster: str = Field(
+        ..., min_length=1, description="Bigtable cluster ID whose nodes are scaled."
+    )
     storage_utilization_target: float = Field(
         0.7,
         gt=0.0,
@@ -170,6 +203,8 @@ class BigtableTarget(Model):
 
 
 class Target(Model):
+    """What the policy scales: exactly one of kubernetes or bigtable."""
+
     kubernetes: KubernetesTarget | None = Field(
         None, description="A Kubernetes workload scaled through its /scale subresource."
     )
@@ -229,6 +264,8 @@ _METRIC_TYPE = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
 
 
 class CloudMonitoringSource(Model):
+    """Any Cloud Monitoring metric, read with ListTimeSeries and reduced to one value."""
+
     project: str = Field(..., min_length=1, description="Project whose time series are read.")
     filter: str = Field(
         ...,
@@ -270,8 +307,12 @@ class PubsubMetric(StrEnum):
 
 
 class PubsubSource(Model):
+    """A Pub/Sub subscription's backlog or oldest unacknowledged message age (Cloud Monitoring)."""
+
     subscription: str = Field(
-        ..., description="Full subscription path: projects/PROJECT/subscriptions/SUBSCRIPTION."
+        ...,
+        description="Full subscription path: projects/PROJECT/subscriptions/SUBSCRIPTION.",
+        json_schema_extra={"pattern": PUBSUB_SUBSCRIPTION_PATTERN},
     )
     metric: PubsubMetric = Field(
         PubsubMetric.NUM_UNDELIVERED_MESSAGES,
@@ -310,6 +351,8 @@ class BigtableMetric(StrEnum):
 
 
 class BigtableSource(Model):
+    """A Bigtable cluster's CPU load or storage utilization (Cloud Monitoring)."""
+
     project: str = Field(..., min_length=1, description="Project of the Bigtable instance.")
     instance: str = Field(..., min_length=1, description="Bigtable instance ID.")
     cluster: str = Field(..., min_length=1, description="Bigtable cluster ID.")
@@ -320,6 +363,8 @@ class BigtableSource(Model):
 
 
 class PrometheusAuth(Model):
+    """How gemini authenticates to the Prometheus HTTP API."""
+
     bearer_token_file: str | None = Field(
         None, description="File holding a bearer token sent as Authorization: Bearer."
     )
@@ -330,6 +375,8 @@ class PrometheusAuth(Model):
 
 
 class PrometheusSource(Model):
+    """A PromQL instant query against a Prometheus-compatible HTTP API."""
+
     server_address: str = Field(
         ...,
         pattern=r"^https?://",
@@ -338,7 +385,9 @@ class PrometheusSource(Model):
             "https://monitoring.googleapis.com/v1/projects/P/location/global/prometheus"
         ),
     )
-    query: str = Field(..., min_length=1, description="PromQL returning one sample (scalar or 1-element vector).")
+    query: str = Field(
+        ..., min_length=1, description="PromQL returning one sample (scalar or 1-element vector)."
+    )
     timeout_seconds: float = Field(5.0, gt=0, le=60, description="Request deadline.")
     auth: PrometheusAuth | None = Field(None, description="Optional authentication.")
 
@@ -349,6 +398,8 @@ class ReplicaField(StrEnum):
 
 
 class KubernetesSource(Model):
+    """The replica count of another Kubernetes workload (to follow it)."""
+
     api_version: str = Field("apps/v1", description="API version of the workload read.")
     kind: str = Field("Deployment", description="Kind of the workload read.")
     name: str = Field(..., min_length=1, description="Name of the workload read.")
@@ -360,6 +411,8 @@ class KubernetesSource(Model):
 
 
 class RecordedSource(Model):
+    """A recorded trace file replayed as a metric (simulator and demo)."""
+
     file: str = Field(..., min_length=1, description="Trace file (CSV timestamp,value or Parquet).")
     scale: float = Field(1.0, description="Multiply every value by this.")
     loop: bool = Field(
@@ -368,11 +421,17 @@ class RecordedSource(Model):
 
 
 class MetricSource(Model):
+    """Where a metric is read: exactly one of the source kinds."""
+
     cloud_monitoring: CloudMonitoringSource | None = Field(
         None, description="Any Cloud Monitoring time series (ListTimeSeries)."
     )
-    pubsub: PubsubSource | None = Field(None, description="A Pub/Sub subscription's backlog or age.")
-    bigtable: BigtableSource | None = Field(None, description="A Bigtable cluster's CPU or storage.")
+    pubsub: PubsubSource | None = Field(
+        None, description="A Pub/Sub subscription's backlog or age."
+    )
+    bigtable: BigtableSource | None = Field(
+        None, description="A Bigtable cluster's CPU or storage."
+    )
     prometheus: PrometheusSource | None = Field(
         None, description="A PromQL instant query (also Cloud Monitoring's PromQL endpoint)."
     )
@@ -392,14 +451,28 @@ class MetricSource(Model):
 
     @property
     def kind(self) -> str:
-        for name in ("cloud_monitoring", "pubsub", "bigtable", "prometheus", "kubernetes", "recorded"):
+        for name in (
+            "cloud_monitoring",
+            "pubsub",
+            "bigtable",
+            "prometheus",
+            "kubernetes",
+            "recorded",
+        ):
             if getattr(self, name) is not None:
                 return to_camel(name)
         raise AssertionError("validated source has one kind")
 
     @property
     def config(self) -> Model:
-        for name in ("cloud_monitoring", "pubsub", "bigtable", "prometheus", "kubernetes", "recorded"):
+        for name in (
+            "cloud_monitoring",
+            "pubsub",
+            "bigtable",
+            "prometheus",
+            "kubernetes",
+            "recorded",
+        ):
             value = getattr(self, name)
             if value is not None:
                 return value  # type: ignore[no-any-return]
@@ -417,6 +490,8 @@ class TargetType(StrEnum):
 
 
 class MetricTarget(Model):
+    """Target tracking as in HPA v2: the target value and how the metric value is read."""
+
     type: TargetType = Field(
         ...,
         description=(
@@ -446,7 +521,9 @@ class MetricTarget(Model):
             raise ValueError(f"type {self.type.value} needs {to_camel(wanted)}")
         extra = [to_camel(n) for n in others if getattr(self, n) is not None]
         if extra:
-            raise ValueError(f"type {self.type.value} takes only {to_camel(wanted)}, not {', '.join(extra)}")
+            raise ValueError(
+                f"type {self.type.value} takes only {to_camel(wanted)}, not {', '.join(extra)}"
+            )
         return self
 
     @property
@@ -469,6 +546,8 @@ class AdjustmentType(StrEnum):
 
 
 class Step(Model):
+    """One value range of step scaling and its adjustment."""
+
     lower_bound: float | None = Field(
         None, description="Applies when value >= lowerBound (no lower limit when left out)."
     )
@@ -492,6 +571,8 @@ class Step(Model):
 
 
 class StepScaling(Model):
+    """Step scaling: a fixed adjustment per range of the metric value (like AWS step scaling)."""
+
     adjustment_type: AdjustmentType = Field(
         AdjustmentType.CHANGE_IN_CAPACITY, description="How a step's adjustment is read."
     )
@@ -514,7 +595,7 @@ class StepScaling(Model):
             )
             for s in self.steps
         )
-        for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
+        for (_, hi), (lo, _) in itertools.pairwise(spans):
             if lo < hi:
                 raise ValueError("step ranges overlap")
         return self
@@ -542,6 +623,8 @@ class FallbackPolicy(StrEnum):
 
 
 class Fallback(Model):
+    """What to do when the metric is missing, stale or failing."""
+
     policy: FallbackPolicy = Field(
         FallbackPolicy.HOLD,
         description=(
@@ -563,6 +646,8 @@ class Fallback(Model):
 
 
 class Metric(Model):
+    """One metric, its source and how it proposes a capacity."""
+
     name: str = Field(
         ...,
         pattern=r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$",
@@ -624,7 +709,12 @@ class SelectPolicy(StrEnum):
 
 
 class RatePolicy(Model):
-    type: PolicyType = Field(..., description="Pods (a number of replicas) or Percent (of the replicas at the period's start).")
+    """A rate limit: at most `value` Pods or Percent of change per periodSeconds."""
+
+    type: PolicyType = Field(
+        ...,
+        description="Pods (a number of replicas) or Percent (of the replicas at the period's start).",
+    )
     value: int = Field(..., gt=0, description="Replicas or percent allowed to change per period.")
     period_seconds: int = Field(
         ..., gt=0, le=MAX_PERIOD_SECONDS, description="Length of the period, 1 to 1800 seconds."
@@ -632,6 +722,8 @@ class RatePolicy(Model):
 
 
 class ScalingRules(Model):
+    """Scaling rules for one direction (HPA v2 HPAScalingRules, plus a cooldown)."""
+
     stabilization_window_seconds: int | None = Field(
         None,
         ge=0,
@@ -665,6 +757,8 @@ class ScalingRules(Model):
 
 
 class Behavior(Model):
+    """How fast capacity may change, per direction (HPA v2 behavior)."""
+
     scale_up: ScalingRules | None = Field(None, description="Rules for scaling up.")
     scale_down: ScalingRules | None = Field(None, description="Rules for scaling down.")
 
@@ -674,11 +768,20 @@ class Behavior(Model):
 
 
 class Schedule(Model):
+    """A recurring window (cron start + duration) that replaces minReplicas and/or maxReplicas."""
+
     name: str = Field(..., min_length=1, max_length=63, description="Name of this schedule.")
     cron: str = Field(
-        ..., description="Start times, five-field cron (minute hour day month day-of-week)."
+        ...,
+        description=(
+            "Start times, five-field cron (minute hour day-of-month month day-of-week) in "
+            "timeZone, e.g. '30 8 * * mon-fri' for weekdays at 08:30."
+        ),
+        json_schema_extra={"pattern": CRON_PATTERN},
     )
-    time_zone: str = Field("UTC", description="IANA time zone of the cron expression, e.g. Asia/Tokyo.")
+    time_zone: str = Field(
+        "UTC", description="IANA time zone of the cron expression, e.g. Asia/Tokyo."
+    )
     duration_seconds: int = Field(
         ..., gt=0, le=7 * 86400, description="How long the schedule stays active after each start."
     )
@@ -690,8 +793,10 @@ class Schedule(Model):
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
         return value
 
     @field_validator("cron")
@@ -716,6 +821,8 @@ class Schedule(Model):
 
 
 class ScaleToZero(Model):
+    """Scale-to-zero settings; they apply when minReplicas is 0."""
+
     cooldown_seconds: int = Field(
         300,
         ge=0,
@@ -731,7 +838,11 @@ class Mode(StrEnum):
 
 
 class Spec(Model):
-    target: Target = Field(..., description="What is scaled: exactly one of kubernetes or bigtable.")
+    """The desired scaling behaviour of one target."""
+
+    target: Target = Field(
+        ..., description="What is scaled: exactly one of kubernetes or bigtable."
+    )
     min_replicas: int = Field(
         1, ge=0, description="Lowest capacity (replicas or nodes). 0 enables scale to zero."
     )
@@ -758,31 +869,49 @@ class Spec(Model):
 
 
 class ObjectMeta(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True)
+    """Standard Kubernetes object metadata (only the fields gemini reads)."""
+
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
 
     name: str = Field(
         ...,
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description="Object name.",
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of the policy (a DNS subdomain: lowercase letters, digits, - and .).",
     )
-    namespace: str = Field("default", min_length=1, description="Namespace.")
-    generation: int | None = None
-    resource_version: str | None = None
-    uid: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    namespace: str = Field(
+        "default",
+        min_length=1,
+        max_length=63,
+        description="Namespace of the policy and its target.",
+    )
+    generation: int | None = Field(None, description="Set by the API server.")
+    resource_version: str | None = Field(None, description="Set by the API server.")
+    uid: str | None = Field(None, description="Set by the API server.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
 
 
 class ScalingPolicy(Model):
+    """ScalingPolicy scales one target (a Kubernetes /scale workload or a Bigtable cluster) on
+    custom metrics, with HPA v2 semantics where the concept is the same."""
+
     api_version: Literal["autoscaling.gemini.dev/v1alpha1"] = Field(
-        API_VERSION, description="autoscaling.gemini.dev/v1alpha1"
+        "autoscaling.gemini.dev/v1alpha1", description="autoscaling.gemini.dev/v1alpha1"
     )
-    kind: Literal["ScalingPolicy"] = Field(KIND, description="ScalingPolicy")
-    metadata: ObjectMeta
-    spec: Spec
-    status: dict[str, Any] | None = Field(None, description="Written by the controller.")
+    kind: Literal["ScalingPolicy"] = Field("ScalingPolicy", description="ScalingPolicy")
+    metadata: ObjectMeta = Field(..., description="Standard object metadata.")
+    spec: Spec = Field(..., description="The desired scaling behaviour.")
+    status: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Written by the controller: observed generation, current and desired capacity, "
+            "conditions, the last decision and the serialized policy state."
+        ),
+    )
 
     @property
     def key(self) -> str:
@@ -803,14 +932,138 @@ def format_path(loc: Iterable[int | str]) -> str:
     return out
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a field annotation (`X | None`, `list[X]`, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model whose fields live at `loc` (manifest names), or None if it cannot be told."""
+    model: type[BaseModel] = ScalingPolicy
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return None
+        inner = _models_in(field.annotation)
+        if len(inner) != 1:
+            return None
+        model = inner[0]
+    return model
+
+
+def _unknown_field(loc: Sequence[int | str]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "unknown field"
+    known = sorted((f.alias or name) for name, f in model.model_fields.items())
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]}?"
+    return f"unknown field; known fields here: {', '.join(known)}"
+
+
+def _shown(value: Any) -> str | None:
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
+    return None
+
+
 def _message(err: dict[str, Any]) -> str:
+    """A pydantic error as one short sentence, with the offending value where it helps."""
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        return "unknown field (check the spelling; see `kubectl explain scalingpolicy.spec`)"
+        return _unknown_field(tuple(err.get("loc", ())))
     if kind == "missing":
         return "required field is missing"
     msg = str(err.get("msg", "invalid"))
-    return msg.removeprefix("Value error, ")
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "literal_error" or kind.startswith(("model_", "dict_")):
+        msg = msg.replace("Input should be", "must be")
+    else:
+        msg = msg.replace("Input should be", "must be").replace("String should", "must")
+        msg = msg.replace("List should", "must")
+        got = _shown(err.get("input"))
+        if got is not None:
+            msg += f" (got {got})"
+    return msg
+
+
+# Which target types make sense for a source's value: a total can be shared per replica
+# (AverageValue); a fraction of capacity is a Utilization; an age is a plain Value.
+_TYPES_BY_SOURCE: dict[str, tuple[frozenset[TargetType], str]] = {
+    "pubsub:num_undelivered_messages": (
+        frozenset({TargetType.AVERAGE_VALUE, TargetType.VALUE}),
+        "a Pub/Sub backlog is a total number of messages: use AverageValue "
+        "(messages per replica) or Value",
+    ),
+    "pubsub:oldest_unacked_message_age": (
+        frozenset({TargetType.VALUE}),
+        "the oldest unacked message age is not shared among replicas: use Value (seconds)",
+    ),
+    "bigtable": (
+        frozenset({TargetType.UTILIZATION, TargetType.VALUE}),
+        "Bigtable CPU load and storage utilization are fractions of capacity: use Utilization "
+        "(averageUtilization in percent) or Value",
+    ),
+    "kubernetes": (
+        frozenset({TargetType.AVERAGE_VALUE, TargetType.VALUE}),
+        "a replica count is a total: use AverageValue (that workload's replicas per replica "
+        "of this target) or Value",
+    ),
+}
+
+
+def _source_key(source: MetricSource) -> str:
+    if source.pubsub is not None:
+        return f"pubsub:{source.pubsub.metric.value}"
+    return source.kind
+
+
+def _metric_problems(policy: ScalingPolicy, i: int, metric: Metric) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    spec = policy.spec
+    where = f"spec.metrics[{i}]"
+    fallback = metric.fallback
+    if (
+        fallback.policy is FallbackPolicy.REPLICAS
+        and fallback.replicas is not None
+        and fallback.replicas > spec.max_replicas
+    ):
+        out.append(
+            (
+                f"{where}.fallback.replicas",
+                f"{fallback.replicas} exceeds maxReplicas {spec.max_replicas}",
+            )
+        )
+    if metric.target is not None:
+        rule = _TYPES_BY_SOURCE.get(_source_key(metric.source))
+        if rule is not None and metric.target.type not in rule[0]:
+            out.append(
+                (f"{where}.target.type", f"{metric.target.type.value} does not fit: {rule[1]}")
+            )
+    follow, own = metric.source.kubernetes, spec.target.kubernetes
+    if (
+        follow is not None
+        and own is not None
+        and (follow.api_version, follow.kind, follow.name) == (own.api_version, own.kind, own.name)
+        and (follow.namespace or policy.metadata.namespace) == policy.metadata.namespace
+    ):
+        out.append(
+            (
+                f"{where}.source.kubernetes",
+                f"reads the replicas of the policy's own target {own.kind}/{own.name} "
+                "(a feedback loop)",
+            )
+        )
+    return out
 
 
 def problems(policy: ScalingPolicy) -> list[tuple[str, str]]:
@@ -819,41 +1072,51 @@ def problems(policy: ScalingPolicy) -> list[tuple[str, str]]:
     spec = policy.spec
     if spec.min_replicas > spec.max_replicas:
         out.append(
-            ("spec.minReplicas", f"minReplicas {spec.min_replicas} exceeds maxReplicas {spec.max_replicas}")
+            (
+                "spec.minReplicas",
+                f"minReplicas {spec.min_replicas} exceeds maxReplicas {spec.max_replicas}",
+            )
         )
     seen: dict[str, int] = {}
     for i, metric in enumerate(spec.metrics):
         if metric.name in seen:
             out.append(
-                (f"spec.metrics[{i}].name", f"duplicate metric name {metric.name!r} (also metrics[{seen[metric.name]}])")
+                (
+                    f"spec.metrics[{i}].name",
+                    f"duplicate metric name {metric.name!r} (also metrics[{seen[metric.name]}])",
+                )
             )
         else:
             seen[metric.name] = i
-        if metric.fallback.policy is FallbackPolicy.REPLICAS and metric.fallback.replicas is not None:
-            if metric.fallback.replicas > spec.max_replicas:
-                out.append(
-                    (f"spec.metrics[{i}].fallback.replicas", f"{metric.fallback.replicas} exceeds maxReplicas {spec.max_replicas}")
-                )
+        out.extend(_metric_problems(policy, i, metric))
     names: dict[str, int] = {}
     for i, sched in enumerate(spec.schedules):
         if sched.name in names:
-            out.append((f"spec.schedules[{i}].name", f"duplicate schedule name {sched.name!r}"))
-        names[sched.name] = i
+            out.append(
+                (
+                    f"spec.schedules[{i}].name",
+                    f"duplicate schedule name {sched.name!r} (also schedules[{names[sched.name]}])",
+                )
+            )
+        else:
+            names[sched.name] = i
     if spec.target.bigtable is not None:
         if spec.min_replicas < 1:
             out.append(("spec.minReplicas", "a Bigtable cluster has at least 1 node"))
         for i, sched in enumerate(spec.schedules):
             if sched.min_replicas is not None and sched.min_replicas < 1:
-                out.append((f"spec.schedules[{i}].minReplicas", "a Bigtable cluster has at least 1 node"))
-    if spec.behavior is not None:
-        for direction in ("scaleUp", "scaleDown"):
-            rules = spec.behavior.scale_up if direction == "scaleUp" else spec.behavior.scale_down
-            if rules is not None and rules.policies is not None:
-                for j, p in enumerate(rules.policies):
-                    if p.type is PolicyType.PERCENT and p.value > 100 and direction == "scaleDown":
-                        out.append(
-                            (f"spec.behavior.scaleDown.policies[{j}].value", "a scale-down Percent above 100 is meaningless")
-                        )
+                out.append(
+                    (f"spec.schedules[{i}].minReplicas", "a Bigtable cluster has at least 1 node")
+                )
+    down = spec.behavior.scale_down if spec.behavior is not None else None
+    for j, rate in enumerate((down.policies or []) if down is not None else []):
+        if rate.type is PolicyType.PERCENT and rate.value > 100:
+            out.append(
+                (
+                    f"spec.behavior.scaleDown.policies[{j}].value",
+                    f"a scale-down Percent above 100 is meaningless (got {rate.value})",
+                )
+            )
     return out
 
 
