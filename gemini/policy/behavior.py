@@ -48,7 +48,9 @@ DEFAULT_UP_POLICIES = (
 DEFAULT_DOWN_POLICIES = ((PolicyType.PERCENT, 100, timedelta(seconds=DEFAULT_PERIOD_SECONDS)),)
 
 
-def _policies(given: list[RatePolicy] | None, default: tuple[tuple[PolicyType, int, timedelta], ...]) -> tuple[tuple[PolicyType, int, timedelta], ...]:
+def _policies(
+    given: list[RatePolicy] | None, default: tuple[tuple[PolicyType, int, timedelta], ...]
+) -> tuple[tuple[PolicyType, int, timedelta], ...]:
     if not given:
         return default
     return tuple((p.type, p.value, timedelta(seconds=p.period_seconds)) for p in given)
@@ -59,7 +61,11 @@ def _rules(given: ScalingRules | None, up: bool) -> Rules:
     default_policies = DEFAULT_UP_POLICIES if up else DEFAULT_DOWN_POLICIES
     if given is None:
         return Rules(
-            timedelta(seconds=default_window), SelectPolicy.MAX, default_policies, DEFAULT_TOLERANCE, timedelta(0)
+            timedelta(seconds=default_window),
+            SelectPolicy.MAX,
+            default_policies,
+            DEFAULT_TOLERANCE,
+            timedelta(0),
         )
     window = given.stabilization_window_seconds
     return Rules(
@@ -91,7 +97,8 @@ def resolve(spec: Spec) -> Resolved:
     up = _rules(behavior.scale_up if behavior else None, True)
     down = _rules(behavior.scale_down if behavior else None, False)
     longest_period = max(
-        [p[2] for p in up.policies + down.policies] + [up.cooldown, down.cooldown, timedelta(seconds=1)]
+        [p[2] for p in up.policies + down.policies]
+        + [up.cooldown, down.cooldown, timedelta(seconds=1)]
     )
     bt = spec.target.bigtable
     if bt is not None:
@@ -163,7 +170,9 @@ def scale_up_limit(current: int, events: Sequence[ScaleEvent], rules: Rules, now
     return max(limit, current)
 
 
-def scale_down_limit(current: int, events: Sequence[ScaleEvent], rules: Rules, now: datetime) -> int:
+def scale_down_limit(
+    current: int, events: Sequence[ScaleEvent], rules: Rules, now: datetime
+) -> int:
     """Lowest count the rate policies allow now (never above current)."""
     if rules.select is SelectPolicy.DISABLED:
         return current
@@ -194,11 +203,17 @@ def limit_rate(
     down: Rules,
     now: datetime,
 ) -> tuple[int, str]:
-    """HPA's convertDesiredReplicasWithBehaviorRate: rate limits and min/max in one step."""
+    """HPA's convertDesiredReplicasWithBehaviorRate: rate limits and min/max in one step.
+
+    Returns (allowed, reason): ScaleUpLimit / ScaleDownLimit when a rate policy clips,
+    TooManyReplicas / TooFewReplicas when the bound clips, ScaleUpDisabled / ScaleDownDisabled
+    with selectPolicy Disabled (HPA reports that as a limit), else DesiredWithinRange."""
     if desired > current:
         limit = scale_up_limit(current, events, up, now)
         if max_replicas > limit:
-            allowed, reason = limit, Reason.SCALE_UP_LIMIT.value
+            allowed = limit
+            disabled = up.select is SelectPolicy.DISABLED
+            reason = (Reason.SCALE_UP_DISABLED if disabled else Reason.SCALE_UP_LIMIT).value
         else:
             allowed, reason = max_replicas, Reason.TOO_MANY_REPLICAS.value
         if desired > allowed:
@@ -206,7 +221,9 @@ def limit_rate(
     elif desired < current:
         limit = scale_down_limit(current, events, down, now)
         if min_replicas < limit:
-            allowed, reason = limit, Reason.SCALE_DOWN_LIMIT.value
+            allowed = limit
+            disabled = down.select is SelectPolicy.DISABLED
+            reason = (Reason.SCALE_DOWN_DISABLED if disabled else Reason.SCALE_DOWN_LIMIT).value
         else:
             allowed, reason = min_replicas, Reason.TOO_FEW_REPLICAS.value
         if desired < allowed:
@@ -214,9 +231,12 @@ def limit_rate(
     return desired, Reason.DESIRED_WITHIN_RANGE.value
 
 
-def percent_down_floor(current: int, events: Sequence[ScaleEvent], percent: float, period: timedelta, now: datetime) -> int:
+def percent_down_floor(
+    current: int, events: Sequence[ScaleEvent], percent: float, period: timedelta, now: datetime
+) -> int:
     """Lowest count when at most `percent` of the period-start count may go per period (at
-    least one unit). Used for Bigtable's "no more than 10 % per 10 minutes"."""
+    least one unit may always go; never below 1). Used for Bigtable's "no more than 10 % per
+    10 minutes"."""
     start = current - _change_in_period(events, period, now)
     removable = max(1, int(start * percent / 100.0 + 1e-9))
-    return min(current, max(start - removable, 0))
+    return min(current, max(start - removable, 1))

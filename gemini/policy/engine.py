@@ -1,20 +1,33 @@
 """`decide()`: the only place a scaling decision is made.
 
 Synchronous, no I/O, never reads the clock: `now` is an argument. Steps, each recording what it
-changed and why:
+changed and why (a stable reason code per clip, see `Reason`):
 
-1. reduce each metric's samples over its window; mark missing, stale or failed metrics;
-2. one proposal per metric (HPA formula with tolerance, or step scaling); fallback after N
-   consecutive failures when the metric asks for it;
-3. combine: max of valid proposals; never scale down while a metric is invalid (HPA's rule);
-4. schedules (min/max while a cron window is active), activation and scale to/from zero;
-   current outside [min, max] goes straight to the bound (HPA);
-5. stabilization windows (up: lowest recent recommendation, down: highest);
-6. rate policies and min/max (HPA), Bigtable's scale-down guardrail;
-7. cooldowns and the minimum interval between changes;
+1. reduce each metric's samples over its window (samples after `now` are ignored); mark missing,
+   stale (older than maxAgeSeconds) or failed metrics;
+2. one proposal per metric (HPA formula with per-direction tolerance, or step scaling); fallback
+   after N consecutive failures when the metric asks for it;
+3. combine: max of valid proposals; never scale down while a metric is invalid (HPA's rule), all
+   invalid -> no change;
+4. schedules (min/max while a cron window is active); current outside [min, max] goes straight to
+   the bound (HPA); activation and scale to/from zero (KEDA);
+5. stabilization windows (up: lowest recent recommendation, down: highest); the window records
+   the recommendation before rate limits, as HPA does;
+6. rate policies against the count at each period's start, then min/max (HPA), Bigtable's
+   scale-down guardrail;
+7. cooldowns (up: since the last scale-up; down: since any scale event) and Bigtable's minimum
+   interval between changes;
 8. the scaler's hard floor/ceiling (e.g. Bigtable storage), busy/blocked target;
-9. mode: Active applies, Shadow records only, Paused reports and holds.
+9. mode: Active applies, Shadow records only, Paused reports and holds (desired = current).
 
+Deliberate differences from HPA's Go code, both in the user's favour and tested:
+- integer results use exact arithmetic: ceil(10 x 1.1) is 11 (Go's float math gives 12), Percent
+  rate limits are computed in integers;
+- a ratio exactly on the tolerance (e.g. 1.1 with tolerance 0.1) counts as within it, so
+  |ratio - 1| <= tolerance never scales (HPA's isWithin is also inclusive; float noise aside).
+
+The state (`PolicyState`) is the only memory: `decide` returns a new one and never mutates its
+inputs. The shell records a scale event only after a successful apply.
 Must not import I/O libraries or the shell (metrics, scalers, store, controller).
 """
 
@@ -125,9 +138,11 @@ def _match(spec: Spec, observations: Sequence[Observation]) -> list[Observation 
     out: list[Observation | None] = []
     for i, metric in enumerate(spec.metrics):
         obs = by_name.get(metric.name)
-        if obs is None and i < len(observations) and observations[i].metric not in {
-            m.name for m in spec.metrics
-        }:
+        if (
+            obs is None
+            and i < len(observations)
+            and observations[i].metric not in {m.name for m in spec.metrics}
+        ):
             obs = observations[i]
         out.append(obs)
     return out
@@ -162,14 +177,14 @@ def decide(
         count = state.failure_count(metric.name)
         result, failed = _evaluate_metric(metric, obs, current, count, rules, now)
         results.append(result)
-        failures.append((metric.name, count + 1 if failed else 0))
+        if failed:
+            failures.append((metric.name, count + 1))
         if result.proposed is not None:
             valid.append(result.proposed)
         elif failed and metric.fallback.policy is not FallbackPolicy.IGNORE:
             invalid += 1
-        if result.reason is not None and result.status is not MetricStatus.OK:
-            if result.reason not in reasons:
-                reasons.append(result.reason)
+        if failed and result.reason is not None and result.reason not in reasons:
+            reasons.append(result.reason)
 
     # 4a. effective bounds ---------------------------------------------------------------------
     if spec.schedules:
@@ -180,13 +195,16 @@ def decide(
     if bounds.active:
         note("schedule", current, Reason.SCHEDULE_ACTIVE.value)
 
-    any_active = any(r.active for r in results) or any(
-        r.reason == Reason.FALLBACK_ACTIVE.value and (r.proposed or 0) > 0 for r in results
-    )
+    any_active = False
+    for r in results:
+        if r.active or (r.reason == Reason.FALLBACK_ACTIVE.value and (r.proposed or 0) > 0):
+            any_active = True
+            break
     last_active = state.last_active_at
     if any_active or last_active is None:
         last_active = now
 
+    failures.sort()
     new_state = replace(
         state,
         failures=tuple(failures),
@@ -218,16 +236,18 @@ def decide(
         else:
             recommendation = combined
 
+    activating = False
     if recommendation is not None and lo == 0:
         # 4b. activation and scale to/from zero (KEDA semantics) ------------------------------
         if current == 0:
             if any_active:
                 recommendation = max(recommendation, 1)
+                activating = True
                 note("activation", recommendation, Reason.ACTIVATED.value)
             else:
                 recommendation, behaviors, desired = None, False, 0
                 note("activation", 0, Reason.INACTIVE.value)
-        elif not any_active:
+        elif not any_active and not invalid:
             idle = now - last_active
             if idle >= timedelta(seconds=spec.scale_to_zero.cooldown_seconds):
                 recommendation, behaviors, desired = None, False, 0
@@ -236,6 +256,7 @@ def decide(
                 recommendation = max(recommendation, 1)
                 note("activation", recommendation, Reason.SCALE_TO_ZERO_COOLDOWN.value)
         else:
+            # some metric is active, or an invalid metric might be: never to zero on partial data
             recommendation = max(recommendation, 1)
 
     if behaviors and recommendation is not None:
@@ -254,13 +275,20 @@ def decide(
         desired, why = behavior.limit_rate(
             stabilized, current, lo, hi, events, rules.up, rules.down, now
         )
+        if activating and desired < 1 <= stabilized:
+            # from zero, the first replica is activation's business, not the rate policy's
+            # (a Percent-only scale-up policy would otherwise never leave zero)
+            desired = 1
         if desired != stabilized:
             note("rate", desired, why)
         bt = spec.target.bigtable
         if bt is not None and desired < current:
             floor = behavior.percent_down_floor(
-                current, events, bt.max_scale_down_percent,
-                timedelta(seconds=bt.scale_down_period_seconds), now,
+                current,
+                events,
+                bt.max_scale_down_percent,
+                timedelta(seconds=bt.scale_down_period_seconds),
+                now,
             )
             if desired < floor:
                 desired = floor
@@ -293,9 +321,6 @@ def decide(
         note("scaler", desired, capacity.blocked)
     if desired != current and capacity.busy:
         note("scaler", desired, Reason.TARGET_BUSY.value)
-    for condition in capacity.reasons:
-        if condition not in reasons:
-            reasons.append(condition)
 
     # 9. mode ---------------------------------------------------------------------------------------
     if spec.mode is Mode.PAUSED:
@@ -310,13 +335,16 @@ def decide(
         outcome = Reason.SCALE_DOWN.value
     else:
         outcome = Reason.NO_CHANGE.value
-    if not steps and desired == current and any(
+    if recommendation == current and any(
         r.reason == Reason.WITHIN_TOLERANCE.value for r in results
     ):
         reasons.append(Reason.WITHIN_TOLERANCE.value)
-    if behaviors and recommendation is not None and Reason.DESIRED_WITHIN_RANGE.value not in reasons:
-        if not any(s.stage in {"rate", "guardrail"} for s in steps):
-            reasons.append(Reason.DESIRED_WITHIN_RANGE.value)
+    if (
+        behaviors
+        and recommendation is not None
+        and not any(s.stage in {"rate", "guardrail"} for s in steps)
+    ):
+        reasons.append(Reason.DESIRED_WITHIN_RANGE.value)
 
     new_state = new_state.pruned(now, rules.keep_recommendations, rules.keep_events)
     decision = Decision(

@@ -47,9 +47,11 @@ class Bounds:
 
 
 def is_active(schedule: Schedule, now: datetime) -> bool:
-    """True when a start of `schedule` lies in (now - duration, now]."""
+    """True when a start of `schedule` lies in (now - duration, now]: active for
+    [start, start + duration)."""
     trigger = _trigger(schedule.cron, schedule.time_zone)
-    since = now - timedelta(seconds=schedule.duration_seconds) + timedelta(seconds=1)
+    # the trigger returns the first fire time >= `since` (rounded up to the second)
+    since = now - timedelta(seconds=schedule.duration_seconds) + timedelta(microseconds=1)
     start = trigger.get_next_fire_time(None, since.astimezone(ZoneInfo(schedule.time_zone)))
     return start is not None and start <= now
 
