@@ -321,6 +321,9 @@ def decide(
         note("scaler", desired, capacity.blocked)
     if desired != current and capacity.busy:
         note("scaler", desired, Reason.TARGET_BUSY.value)
+    for condition in capacity.reasons:
+        if condition not in reasons:
+            reasons.append(condition)
 
     # 9. mode ---------------------------------------------------------------------------------------
     if spec.mode is Mode.PAUSED:
