@@ -1,0 +1,436 @@
+"""Cloud Monitoring reads (`ListTimeSeries`), batched across policies, and `source.cloudMonitoring`.
+
+Owns `SeriesQuery` (one series to read), `MonitoringReader` (groups queries by project, metric
+type, filter, aligner, reducer, alignment period and window; one call per group with a filter over
+the union of the distinguishing label values, results split back per query; pages followed;
+bounded deadlines; jittered retries only for retryable codes; every failure an Observation) and
+the `CloudMonitoringSource` for `spec.metrics[].source.cloudMonitoring`. The Pub/Sub and Bigtable
+shortcuts are built on this module.
+
+Endpoint override: `GEMINI_MONITORING_ENDPOINT=host:port` -> plaintext channel, anonymous
+credentials. Otherwise Application Default Credentials (Workload Identity in GKE).
+
+Must not import `gemini.scalers`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gemini.errors import MetricError
+from gemini.metrics import MetricRequest
+from gemini.policy.spec import CloudMonitoringSource as CloudMonitoringConfig
+from gemini.series import Observation, Sample
+
+ENDPOINT_ENV = "GEMINI_MONITORING_ENDPOINT"
+PERMISSION = "monitoring.timeSeries.list"
+ROLE = "roles/monitoring.viewer"
+
+# Aligners whose output point summarises an interval that may still be filling up.
+_INTERVAL_ALIGNERS = frozenset({"ALIGN_DELTA", "ALIGN_RATE", "ALIGN_SUM", "ALIGN_COUNT"})
+
+MAX_VALUES_PER_CALL = 100  # label values in one one_of(...): keeps the filter short
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    """One series to read. Queries equal in everything but `split` values share one call.
+
+    `split` holds (field, value) pairs, e.g. (("resource.labels.subscription_id", "orders"),),
+    that pick this query's series out of the group's union; `filter` is the rest of the filter.
+    """
+
+    name: str
+    project: str
+    filter: str
+    aligner: str = "ALIGN_MEAN"
+    reducer: str = "REDUCE_SUM"
+    alignment_period_seconds: int = 60
+    lookback_seconds: int = 300
+    group_by: tuple[str, ...] = ()
+    split: tuple[tuple[str, str], ...] = ()
+    non_negative: bool = False
+
+    def group_key(self) -> tuple[object, ...]:
+        return (
+            self.project,
+            self.filter,
+            self.aligner,
+            self.reducer,
+            self.alignment_period_seconds,
+            self.lookback_seconds,
+            self.group_by,
+            tuple(f for f, _ in self.split),
+        )
+
+    @property
+    def split_values(self) -> tuple[str, ...]:
+        return tuple(v for _, v in self.split)
+
+
+def quote(value: str) -> str:
+    """A Cloud Monitoring filter string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def union_filter(base: str, fields: Sequence[str], values: Sequence[tuple[str, ...]]) -> str:
+    """`base AND f1 = one_of("a","b") AND ...` over the distinct values of each field."""
+    parts = [base]
+    for i, name in enumerate(fields):
+        distinct = sorted({v[i] for v in values})
+        if len(distinct) == 1:
+            parts.append(f"{name} = {quote(distinct[0])}")
+        else:
+            parts.append(f"{name} = one_of({','.join(quote(v) for v in distinct)})")
+    return " AND ".join(parts)
+
+
+def _label(series: Any, name: str) -> str | None:
+    for prefix, labels in (
+        ("resource.labels.", series.resource.labels),
+        ("resource.label.", series.resource.labels),
+        ("metric.labels.", series.metric.labels),
+        ("metric.label.", series.metric.labels),
+    ):
+        if name.startswith(prefix):
+            value = labels.get(name.removeprefix(prefix))
+            return None if value is None else str(value)
+    return None
+
+
+def _point_value(point: Any) -> float:
+    value = point.value
+    which = type(value).pb(value).WhichOneof("value")
+    if which == "double_value":
+        return float(value.double_value)
+    if which == "int64_value":
+        return float(value.int64_value)
+    if which == "bool_value":
+        return 1.0 if value.bool_value else 0.0
+    if which == "distribution_value":
+        return float(value.distribution_value.mean)
+    raise MetricError("invalid", f"unsupported point value type {which!r}")
+
+
+def _as_utc(ts: Any) -> datetime:
+    if isinstance(ts, datetime):
+        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    raise MetricError("invalid", f"unexpected timestamp {ts!r}")
+
+
+def classify(exc: BaseException) -> MetricError:
+    """Map a client-library exception to a MetricError with a stable kind."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    if isinstance(exc, MetricError):
+        return exc
+    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        return MetricError(
+            "permission",
+            f"permission denied: the caller needs {PERMISSION} (role {ROLE}) on the project: "
+            f"{getattr(exc, 'message', exc)}",
+        )
+    if isinstance(exc, auth_exc.DefaultCredentialsError):
+        return MetricError(
+            "permission",
+            f"no Google credentials: {exc} (set up Application Default Credentials or Workload "
+            f"Identity with {ROLE}, or set {ENDPOINT_ENV} for a local server)",
+        )
+    if isinstance(exc, gexc.ServiceUnavailable):
+        return MetricError("unavailable", f"Cloud Monitoring unavailable: {exc}", retryable=True)
+    if isinstance(exc, gexc.DeadlineExceeded):
+        return MetricError("deadline", f"Cloud Monitoring deadline exceeded: {exc}", retryable=True)
+    if isinstance(exc, gexc.InternalServerError):
+        return MetricError("error", f"Cloud Monitoring internal error: {exc}", retryable=True)
+    if isinstance(exc, gexc.ResourceExhausted | gexc.TooManyRequests):
+        return MetricError(
+            "quota",
+            f"Cloud Monitoring read quota exhausted (6,000 requests/min per project): {exc}",
+        )
+    if isinstance(exc, gexc.NotFound):
+        return MetricError("not_found", f"not found: {exc}")
+    if isinstance(exc, gexc.InvalidArgument | gexc.BadRequest):
+        return MetricError("invalid", f"Cloud Monitoring rejected the query: {exc}")
+    return MetricError("error", f"Cloud Monitoring call failed: {type(exc).__name__}: {exc}")
+
+
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def make_client(endpoint: str | None = None) -> Any:
+    """A MetricServiceClient; `endpoint` (or $GEMINI_MONITORING_ENDPOINT) -> plaintext, anonymous.
+
+    Clients are shared per endpoint within the process (one channel for every source).
+    """
+    endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV) or ""
+    with _CLIENTS_LOCK:
+        if endpoint not in _CLIENTS:
+            from google.cloud import monitoring_v3
+
+            if endpoint:
+                import grpc
+                from google.cloud.monitoring_v3.services.metric_service.transports import (
+                    MetricServiceGrpcTransport,
+                )
+
+                channel = grpc.insecure_channel(endpoint)
+                transport = MetricServiceGrpcTransport(channel=channel)
+                _CLIENTS[endpoint] = monitoring_v3.MetricServiceClient(transport=transport)
+            else:
+                _CLIENTS[endpoint] = monitoring_v3.MetricServiceClient()
+        return _CLIENTS[endpoint]
+
+
+@dataclass
+class CallStats:
+    """What the reader did (for tests, the benchmark and `/metrics`)."""
+
+    calls: int = 0  # ListTimeSeries calls, retries and extra pages included
+    pages: int = 0
+    retries: int = 0
+    failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class MonitoringReader:
+    """Reads SeriesQuery batches with as few `ListTimeSeries` calls as the groups allow."""
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        endpoint: str | None = None,
+        timeout_seconds: float = 10.0,
+        attempts: int = 3,
+        backoff_seconds: float = 0.5,
+        max_values_per_call: int = MAX_VALUES_PER_CALL,
+        batch: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._endpoint = endpoint
+        self.timeout_seconds = timeout_seconds
+        self.attempts = max(1, attempts)
+        self.backoff_seconds = backoff_seconds
+        self.max_values_per_call = max(1, max_values_per_call)
+        self.batch = batch
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.stats = CallStats()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_client(self._endpoint)
+        return self._client
+
+    def read(self, queries: Sequence[SeriesQuery], now: datetime) -> list[Observation]:
+        """One Observation per query, in order; never a sample after `now`."""
+        out: list[Observation | None] = [None] * len(queries)
+        groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
+        for i, q in enumerate(queries):
+            key = q.group_key() if self.batch else (i,)
+            groups[key].append(i)
+        for idxs in groups.values():
+            first = queries[idxs[0]]
+            values = sorted({queries[i].split_values for i in idxs})
+            for lo in range(0, len(values), self.max_values_per_call):
+                chunk = values[lo : lo + self.max_values_per_call]
+                wanted = set(chunk)
+                members = [i for i in idxs if queries[i].split_values in wanted]
+                try:
+                    by_split = self._call(first, chunk, now)
+                except Exception as exc:  # every failure becomes a value
+                    err = classify(exc)
+                    self.stats.failures[err.kind] += 1
+                    for i in members:
+                        out[i] = Observation.failed(queries[i].name, err.kind, str(err))
+                    continue
+                for i in members:
+                    out[i] = _observation(queries[i], by_split.get(queries[i].split_values), now)
+        return [
+            o if o is not None else Observation.failed(q.name, "error", "not read")
+            for o, q in zip(out, queries, strict=True)
+        ]
+
+    # -- one group call ------------------------------------------------------------------------
+
+    def _request(self, q: SeriesQuery, values: Sequence[tuple[str, ...]], now: datetime) -> Any:
+        from google.cloud import monitoring_v3
+
+        fields = [f for f, _ in q.split]
+        flt = union_filter(q.filter, fields, values) if fields else q.filter
+        aggregation: dict[str, Any] = {
+            "alignment_period": {"seconds": q.alignment_period_seconds},
+            "per_series_aligner": q.aligner,
+            "cross_series_reducer": q.reducer,
+        }
+        if q.reducer != "REDUCE_NONE":
+            aggregation["group_by_fields"] = list(q.group_by) + [
+                f for f in fields if f not in q.group_by
+            ]
+        end = now
+        start = now - timedelta(seconds=q.lookback_seconds)
+        return monitoring_v3.ListTimeSeriesRequest(
+            name=f"projects/{q.project}",
+            filter=flt,
+            interval=monitoring_v3.TimeInterval(start_time=start, end_time=end),
+            aggregation=monitoring_v3.Aggregation(aggregation),
+            view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
+        )
+
+    def _call(
+        self, q: SeriesQuery, values: Sequence[tuple[str, ...]], now: datetime
+    ) -> dict[tuple[str, ...], list[Any]]:
+        request = self._request(q, values, now)
+        fields = [f for f, _ in q.split]
+        delay = self.backoff_seconds
+        for attempt in range(1, self.attempts + 1):
+            try:
+                series = self._list(request)
+                break
+            except Exception as exc:
+                err = classify(exc)
+                if not err.retryable or attempt == self.attempts:
+                    raise err from exc
+                self.stats.retries += 1
+                # full jitter: sleep U(0, delay), delay doubles
+                self._sleep(self._rng.uniform(0.0, delay))
+                delay *= 2
+        by_split: dict[tuple[str, ...], list[Any]] = defaultdict(list)
+        for s in series:
+            key = tuple(_label(s, f) or "" for f in fields)
+            by_split[key].append(s)
+        return by_split
+
+    def _list(self, request: Any) -> list[Any]:
+        out: list[Any] = []
+        token = ""
+        while True:
+            request.page_token = token
+            self.stats.calls += 1
+            self.stats.pages += 1
+            # One page per call: the library's pager would hide calls and retries from us.
+            response = self.client.list_time_series(
+                request=request, retry=None, timeout=self.timeout_seconds
+            )
+            page = next(iter(response.pages))
+            out.extend(page.time_series)
+            token = page.next_page_token
+            if not token:
+                return out
+
+
+def _observation(q: SeriesQuery, series: list[Any] | None, now: datetime) -> Observation:
+    if not series:
+        return Observation.failed(
+            q.name,
+            "empty",
+            f"no time series matched in the last {q.lookback_seconds} s: {_desc(q)}",
+        )
+    if len(series) > 1:
+        return Observation.failed(
+            q.name,
+            "invalid",
+            f"{len(series)} time series matched {_desc(q)}; set a cross-series reducer (or narrow "
+            "the filter) so that one series remains",
+        )
+    s = series[0]
+    partial_after = now - timedelta(seconds=q.alignment_period_seconds)
+    drop_partial = q.aligner in _INTERVAL_ALIGNERS or int(s.metric_kind) in (2, 3)  # DELTA, CUM.
+    samples: list[Sample] = []
+    try:
+        for point in s.points:
+            at = _as_utc(point.interval.end_time)
+            if at > now:
+                continue
+            if drop_partial and at > partial_after:
+                continue  # the newest interval may still be filling up
+            value = _point_value(point)
+            if not math.isfinite(value):
+                raise MetricError("invalid", f"point at {at.isoformat()} is {value}")
+            if q.non_negative and value < 0:
+                raise MetricError("invalid", f"point at {at.isoformat()} is negative ({value})")
+            samples.append(Sample(at, value))
+    except MetricError as err:
+        return Observation.failed(q.name, err.kind, f"{err} ({_desc(q)})")
+    if not samples:
+        return Observation.failed(
+            q.name, "empty", f"no complete point in the last {q.lookback_seconds} s: {_desc(q)}"
+        )
+    samples.sort(key=lambda smp: smp.at)  # the API returns newest first
+    return Observation(metric=q.name, samples=tuple(samples))
+
+
+def _desc(q: SeriesQuery) -> str:
+    where = " AND ".join(f"{f} = {quote(v)}" for f, v in q.split)
+    return f"projects/{q.project} {q.filter}" + (f" AND {where}" if where else "")
+
+
+def query_for(name: str, cfg: CloudMonitoringConfig) -> SeriesQuery:
+    return SeriesQuery(
+        name=name,
+        project=cfg.project,
+        filter=cfg.filter,
+        aligner=cfg.aligner.value,
+        reducer=cfg.reducer.value,
+        alignment_period_seconds=cfg.alignment_period_seconds,
+        lookback_seconds=cfg.lookback_seconds,
+        group_by=tuple(cfg.group_by),
+    )
+
+
+class QuerySource:
+    """Base of the sources that turn each MetricRequest into a SeriesQuery for one reader."""
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        reader: MonitoringReader | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self.reader = reader or MonitoringReader(client, endpoint=endpoint)
+
+    def query(self, request: MetricRequest) -> SeriesQuery:
+        raise NotImplementedError
+
+    def fetch(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
+        queries: list[SeriesQuery | str] = []
+        for req in requests:
+            try:
+                queries.append(self.query(req))
+            except (ValueError, TypeError) as exc:
+                queries.append(f"{type(self).__name__} cannot read this metric: {exc}")
+        good = [q for q in queries if isinstance(q, SeriesQuery)]
+        results = iter(self.reader.read(good, now))
+        return [
+            next(results)
+            if isinstance(q, SeriesQuery)
+            else Observation.failed(req.metric.name, "invalid", q)
+            for req, q in zip(requests, queries, strict=True)
+        ]
+
+    def close(self) -> None:
+        return None
+
+
+class CloudMonitoringSource(QuerySource):
+    """`source.cloudMonitoring`: any filter; identical queries across policies share one call."""
+
+    def query(self, request: MetricRequest) -> SeriesQuery:
+        cfg = request.metric.source.cloud_monitoring
+        if cfg is None:
+            raise ValueError("not a cloudMonitoring metric")
+        return query_for(request.metric.name, cfg)
