@@ -1,0 +1,277 @@
+"""Replay: drive `gemini.loop.tick` (hence `engine.decide`) over a recorded series, closed loop.
+
+Owns the step grid, the demand per step, the model-backed metric reader and the run loop. The
+clock is a `ManualClock` moved one step at a time (no sleeps). There is no second implementation
+of the scaling algorithm here: every decision comes from `gemini.loop.tick`.
+
+Grid and gaps: the replay advances in steps of `stepSeconds` (default 15 s); the demand of a step
+is the time-weighted mean of the trace over the step, each trace value held until the next one.
+Gaps in the trace are therefore **held** (the last value continues); steps inside a gap longer
+than three median sample intervals are marked and not counted as SLO violations.
+
+Must not import `gemini.scalers` other than `gemini.scalers.simulated`, nor network libraries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gemini import loop
+from gemini.clock import ManualClock
+from gemini.metrics import MetricRequest
+from gemini.policy.decision import Decision
+from gemini.policy.spec import ScalingPolicy
+from gemini.policy.state import PolicyState
+from gemini.scalers.simulated import SimulatedScaler
+from gemini.series import Observation, Sample, Trace
+from gemini.simulate.models import Model, ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The replay's time grid and the demand (load per second) of every step."""
+
+    t0: float
+    step: float
+    demand: tuple[float, ...]
+    masked: tuple[bool, ...]  # steps not scored for violations (long gaps, excluded windows)
+
+    def __len__(self) -> int:
+        return len(self.demand)
+
+    def time(self, k: int) -> float:
+        return self.t0 + k * self.step
+
+    def split(self, fraction: float) -> tuple[Grid, Grid]:
+        cut = max(1, min(len(self) - 1, int(len(self) * fraction)))
+        a = Grid(self.t0, self.step, self.demand[:cut], self.masked[:cut])
+        b = Grid(self.time(cut), self.step, self.demand[cut:], self.masked[cut:])
+        return a, b
+
+    def decimated(self, factor: int) -> Grid:
+        """Coarser grid (steps `factor` times longer, demand averaged): for fast tuning."""
+        if factor <= 1:
+            return self
+        d, m = [], []
+        for i in range(0, len(self.demand), factor):
+            chunk = self.demand[i : i + factor]
+            d.append(sum(chunk) / len(chunk))
+            m.append(any(self.masked[i : i + factor]))
+        return Grid(self.t0, self.step * factor, tuple(d), tuple(m))
+
+
+def make_grid(
+    trace: Trace,
+    step: float = 15.0,
+    exclude: Sequence[tuple[float, float]] = (),
+) -> Grid:
+    times, values = trace.times, trace.values
+    if len(times) < 2:
+        raise ValueError("a trace needs at least 2 samples")
+    spacing = statistics.median(b - a for a, b in zip(times, times[1:], strict=False))
+    t0 = times[0]
+    end = times[-1] + spacing
+    n = max(1, math.ceil((end - t0) / step - 1e-9))
+    demand: list[float] = []
+    masked: list[bool] = []
+    i = 0
+    last = len(times) - 1
+    long_gap = 3 * spacing
+    for k in range(n):
+        a = t0 + k * step
+        b = a + step
+        while i < last and times[i + 1] <= a:
+            i += 1
+        if i == last or times[i + 1] >= b:
+            demand.append(values[i])
+            gap = times[i + 1] - times[i] if i < last else spacing
+        else:
+            acc = 0.0
+            j = i
+            pos = a
+            while pos < b:
+                nxt = times[j + 1] if j < last else b
+                seg_end = min(nxt, b)
+                acc += values[j] * (seg_end - pos)
+                pos = seg_end
+                if j < last and times[j + 1] <= pos:
+                    j += 1
+                else:
+                    break
+            demand.append(acc / step)
+            gap = spacing
+        out = gap > long_gap
+        if not out:
+            for lo, hi in exclude:
+                if a < hi and b > lo:
+                    out = True
+                    break
+        masked.append(out)
+    return Grid(t0, step, tuple(demand), tuple(masked))
+
+
+class ModelReader:
+    """`MetricReader` over a backend model: the observables sampled every `sample_seconds`,
+    each visible only `delay_seconds` after its timestamp (never a sample from the future)."""
+
+    def __init__(
+        self,
+        model: Model,
+        mapping: dict[str, str],
+        *,
+        delay_seconds: float = 0.0,
+        sample_seconds: float = 60.0,
+    ) -> None:
+        self.model = model
+        self.mapping = dict(mapping)  # policy metric name -> observable
+        self.delay = float(delay_seconds)
+        self.sample_seconds = float(sample_seconds)
+        names = sorted(set(self.mapping.values()))
+        self._names = names
+        self._times: dict[str, list[float]] = {n: [] for n in names}
+        self._samples: dict[str, list[Sample]] = {n: [] for n in names}
+        self._visible: dict[str, int] = dict.fromkeys(names, 0)
+        self._cache: dict[tuple[str, int, int], Observation] = {}
+        self._next_sample: float | None = None
+
+    def sample(self, t: float, load: float) -> None:
+        """Record the observables at `t` if a sample is due."""
+        nxt = self._next_sample
+        if nxt is not None and t < nxt:
+            return
+        self._next_sample = (t if nxt is None else nxt) + self.sample_seconds
+        while self._next_sample <= t:
+            self._next_sample += self.sample_seconds
+        at = datetime.fromtimestamp(t, UTC)
+        model = self.model
+        for name in self._names:
+            self._times[name].append(t)
+            self._samples[name].append(Sample(at, model.observe(name, load, t)))
+
+    def read(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
+        nowt = now.timestamp()
+        horizon = nowt - self.delay
+        out: list[Observation] = []
+        for req in requests:
+            metric = req.metric
+            name = self.mapping.get(metric.name)
+            if name is None:
+                out.append(
+                    Observation.failed(metric.name, "not_found", "no observable mapped")
+                )
+                continue
+            times = self._times[name]
+            vis = self._visible[name]
+            while vis < len(times) and times[vis] <= horizon:
+                vis += 1
+            self._visible[name] = vis
+            if vis == 0:
+                out.append(Observation.failed(metric.name, "empty", "no sample visible yet"))
+                continue
+            w = metric.window_seconds
+            lo = vis - 1 if w <= 0 else min(vis - 1, bisect.bisect_right(times, nowt - w, 0, vis))
+            key = (metric.name, lo, vis)
+            obs = self._cache.get(key)
+            if obs is None:
+                if len(self._cache) > 64:
+                    self._cache.clear()
+                obs = Observation(metric.name, tuple(self._samples[name][lo:vis]))
+                self._cache[key] = obs
+            out.append(obs)
+        return out
+
+
+@dataclass(slots=True)
+class Run:
+    """The per-step record of one replay (or baseline), ready for scoring and charts."""
+
+    name: str
+    kind: str  # policy | baseline
+    grid: Grid
+    count: list[int]
+    ready_capacity: list[float]
+    age: list[float] | None = None
+    events: list[tuple[float, int]] = field(default_factory=list)  # (time, signed change)
+    decisions: list[Decision] = field(default_factory=list)  # changes only (for the report)
+
+
+class _ListSink:
+    def __init__(self, keep_all: Callable[[Decision], None] | None) -> None:
+        self.keep_all = keep_all
+        self.changes: list[Decision] = []
+
+    def record(self, decision: Decision) -> None:
+        if self.keep_all is not None:
+            self.keep_all(decision)
+        if decision.desired != decision.current:
+            self.changes.append(decision)
+
+
+def replay(
+    policy: ScalingPolicy,
+    grid: Grid,
+    model_spec: ModelSpec,
+    mapping: dict[str, str],
+    *,
+    delay_seconds: float = 0.0,
+    sample_seconds: float = 60.0,
+    initial: int | None = None,
+    on_decision: Callable[[Decision], None] | None = None,
+    kind: str = "policy",
+    name: str | None = None,
+) -> Run:
+    """Run one policy over the grid through `gemini.loop.tick`, closed loop."""
+    model = model_spec.build(initial)
+    scaler = SimulatedScaler(model)
+    reader = ModelReader(
+        model, mapping, delay_seconds=delay_seconds, sample_seconds=sample_seconds
+    )
+    sink = _ListSink(on_decision)
+    step = grid.step
+    every = max(1, round(policy.spec.interval_seconds / step))
+    clock = ManualClock(datetime.fromtimestamp(grid.t0, UTC))
+    state = PolicyState()
+    n = len(grid)
+    count: list[int] = [0] * n
+    ready_cap: list[float] = [0.0] * n
+    is_queue = model_spec.kind == "queue"
+    age: list[float] | None = [0.0] * n if is_queue else None
+    events: list[tuple[float, int]] = []
+    demand = grid.demand
+    t0 = grid.t0
+    tick = loop.tick
+    prev_load = demand[0]
+    for k in range(n):
+        t = t0 + k * step
+        load = demand[k]
+        model.advance(t, prev_load)
+        reader.sample(t, load)
+        if k % every == 0:
+            now = datetime.fromtimestamp(t, UTC)
+            clock.set(now)
+            before = model.count
+            res = tick(policy, state, reader=reader, scaler=scaler, now=clock.now(), sink=sink)
+            state = res.state
+            after = model.count
+            if after != before:
+                events.append((t, after - before))
+        count[k] = model.count
+        ready_cap[k] = model.ready_capacity(t)
+        if age is not None:
+            age[k] = model.observe("oldestUnackedAgeSeconds", load, t)
+        prev_load = load
+    return Run(
+        name or policy.metadata.name,
+        kind,
+        grid,
+        count,
+        ready_cap,
+        age,
+        events,
+        sink.changes,
+    )

@@ -1,0 +1,155 @@
+"""Run a whole scenario: every policy and baseline on the same grid and model; the JSON result.
+
+Owns wiring a `Scenario` into replays and scores (used by `gemini simulate`, the tuner and the
+suite). Must not import network or database libraries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gemini.policy.decision import Decision
+from gemini.policy.spec import ScalingPolicy, parse_policy
+from gemini.simulate.replay import Grid, Run, make_grid, replay
+from gemini.simulate.scenario import Scenario, observable_for
+from gemini.simulate.scoring import (
+    Score,
+    Slo,
+    hpa_default_manifest,
+    oracle_counts,
+    oracle_run,
+    score,
+    static_peak_run,
+)
+
+
+def slo_of(scenario: Scenario) -> Slo:
+    s = scenario.spec.slo
+    return Slo(s.max_utilization, s.max_age_seconds)
+
+
+def grid_of(scenario: Scenario, step: float = 15.0) -> Grid:
+    return make_grid(scenario.trace, step, scenario.exclude)
+
+
+def mapping_for(scenario: Scenario, policy: ScalingPolicy) -> dict[str, str]:
+    return {m.name: observable_for(scenario.spec, m) for m in policy.spec.metrics}
+
+
+def hpa_default_policy(scenario: Scenario, grid: Grid) -> ScalingPolicy:
+    cap = scenario.spec.max_replicas
+    if cap is None:
+        peak = max(oracle_counts(grid, scenario.model.capacity_per_replica, slo_of(scenario)))
+        highest = [p.spec.max_replicas for p in scenario.policies]
+        cap = max([2 * peak + 1, 10, *highest])
+    return parse_policy(hpa_default_manifest(scenario.spec.backend.kind, cap))
+
+
+def run_policy(
+    scenario: Scenario,
+    policy: ScalingPolicy,
+    grid: Grid,
+    *,
+    initial: int | None = None,
+    on_decision: Callable[[Decision], None] | None = None,
+    kind: str = "policy",
+) -> Run:
+    m = scenario.spec.metrics
+    return replay(
+        policy,
+        grid,
+        scenario.model,
+        mapping_for(scenario, policy),
+        delay_seconds=m.delay_seconds,
+        sample_seconds=m.sample_seconds,
+        initial=initial,
+        on_decision=on_decision,
+        kind=kind,
+    )
+
+
+def score_run(scenario: Scenario, run: Run) -> Score:
+    return score(
+        run,
+        slo_of(scenario),
+        price=scenario.spec.backend.price_per_replica_hour,
+        flap_window=scenario.spec.flap_window_seconds,
+    )
+
+
+def baseline_runs(
+    scenario: Scenario,
+    grid: Grid,
+    names: list[str] | None = None,
+    *,
+    initial: int | None = None,
+    on_decision: Callable[[Decision], None] | None = None,
+) -> list[Run]:
+    names = list(scenario.spec.baselines) if names is None else names
+    slo = slo_of(scenario)
+    cap = scenario.model.capacity_per_replica
+    floor = scenario.model.floor
+    out: list[Run] = []
+    for name in names:
+        if name == "oracle":
+            out.append(oracle_run(grid, cap, slo, floor))
+        elif name == "static-peak":
+            out.append(static_peak_run(grid, cap, slo, floor))
+        elif name == "hpa-default":
+            pol = hpa_default_policy(scenario, grid)
+            out.append(
+                run_policy(
+                    scenario, pol, grid, initial=initial, on_decision=on_decision, kind="baseline"
+                )
+            )
+    return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    scenario: Scenario
+    grid: Grid
+    runs: list[Run]
+    scores: list[Score]
+    wall_seconds: float
+
+    @property
+    def oracle_hours(self) -> float:
+        oracle = oracle_run(
+            self.grid, self.scenario.model.capacity_per_replica, slo_of(self.scenario),
+            self.scenario.model.floor,
+        )
+        return score_run(self.scenario, oracle).capacity_hours
+
+    def to_dict(self) -> dict[str, Any]:
+        grid = self.grid
+        oh = self.oracle_hours
+        return {
+            "scenario": self.scenario.name,
+            "steps": len(grid),
+            "stepSeconds": grid.step,
+            "simulatedHours": round(len(grid) * grid.step / 3600.0, 4),
+            "wallSeconds": round(self.wall_seconds, 3),
+            "oracleCapacityHours": round(oh, 4),
+            "results": [s.to_dict(oh) for s in self.scores],
+        }
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    on_decision: Callable[[Decision], None] | None = None,
+    step: float = 15.0,
+) -> Outcome:
+    """Every policy, then every baseline, on one grid."""
+    started = time.perf_counter()
+    grid = grid_of(scenario, step)
+    runs: list[Run] = []
+    for policy in scenario.policies:
+        runs.append(run_policy(scenario, policy, grid, on_decision=on_decision))
+    runs.extend(baseline_runs(scenario, grid, on_decision=on_decision))
+    scores = [score_run(scenario, r) for r in runs]
+    return Outcome(scenario, grid, runs, scores, time.perf_counter() - started)

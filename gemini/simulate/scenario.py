@@ -1,0 +1,305 @@
+"""Scenario files (`simulations/*.yaml`): pydantic models at the trust boundary and loading.
+
+Owns validation with field-named errors (`backend.capacityPerReplica: must be > 0`), resolving
+paths relative to the scenario file, reading the trace and turning it into demand (load per
+second), and the policies (file paths or inline manifests). Must not import `gemini.metrics`,
+`gemini.scalers` or network libraries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from gemini.clock import parse_iso
+from gemini.errors import SpecError
+from gemini.policy.spec import ScalingPolicy, format_path, parse_policy
+from gemini.series import Trace, read_trace
+from gemini.simulate.models import OBSERVABLES, ModelSpec
+
+BASELINES = ("oracle", "static-peak", "hpa-default")
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
+
+
+class Window(_M):
+    start: datetime
+    end: datetime
+
+
+class TraceSpec(_M):
+    file: str = Field(..., min_length=1)
+    kind: Literal["demand", "utilization"] = "demand"
+    scale: float = Field(1.0, gt=0)
+    recorded_replicas: float | None = Field(None, gt=0)
+    start: datetime | None = None
+    end: datetime | None = None
+    clip_above: float | None = Field(None, gt=0)
+    exclude: list[Window] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> TraceSpec:
+        if self.kind == "utilization" and self.recorded_replicas is None:
+            raise ValueError("recordedReplicas is required when kind is utilization")
+        return self
+
+
+class BackendSpec(_M):
+    kind: Literal["deployment", "queue", "bigtable"]
+    capacity_per_replica: float = Field(..., gt=0)
+    startup_seconds: float = Field(0.0, ge=0)
+    initial_replicas: int = Field(1, ge=0)
+    rebalance_seconds: float = Field(1200.0, ge=0)
+    storage_tb: float = Field(0.0, ge=0)
+    storage_per_node_tb: float = Field(5.0, gt=0)
+    storage_target: float = Field(0.7, gt=0, le=1)
+    initial_backlog: float = Field(0.0, ge=0)
+    price_per_replica_hour: float | None = Field(None, ge=0)
+
+
+class SloSpec(_M):
+    max_utilization: float = Field(0.9, gt=0, le=1)
+    max_age_seconds: float | None = Field(None, gt=0)
+
+
+class MetricsSpec(_M):
+    delay_seconds: float = Field(0.0, ge=0)
+    sample_seconds: float = Field(60.0, gt=0)
+
+
+class Range(_M):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> Range:
+        if not self.low <= self.high:
+            raise ValueError(f"low {self.low} must not exceed high {self.high}")
+        return self
+
+
+class TuneSpec(_M):
+    train_fraction: float = Field(0.7, gt=0, lt=1)
+    slo_budget_minutes: float | None = Field(None, ge=0)
+    space: dict[str, Range] = Field(default_factory=dict)
+    decimate: int = Field(1, ge=1)
+    max_days: float | None = Field(None, gt=0)
+
+
+class ScenarioSpec(_M):
+    name: str = Field(..., min_length=1)
+    trace: TraceSpec
+    backend: BackendSpec
+    slo: SloSpec = Field(default_factory=SloSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    observe: dict[str, str] = Field(default_factory=dict)
+    policies: list[str | dict[str, Any]] = Field(default_factory=list)
+    baselines: list[Literal["oracle", "static-peak", "hpa-default"]] = Field(
+        default_factory=lambda: list(BASELINES)
+    )
+    flap_window_seconds: float = Field(600.0, gt=0)
+    max_replicas: int | None = Field(None, ge=1)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
+
+    @model_validator(mode="after")
+    def _observables(self) -> ScenarioSpec:
+        for name, what in self.observe.items():
+            if what not in OBSERVABLES:
+                raise ValueError(
+                    f"observe.{name}: unknown observable {what!r}; known: {', '.join(OBSERVABLES)}"
+                )
+        return self
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "greater_than":
+        return f"must be > {ctx.get('gt')}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx.get('le')}"
+    if kind == "less_than":
+        return f"must be < {ctx.get('lt')}"
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A loaded, validated scenario."""
+
+    spec: ScenarioSpec
+    path: Path
+    trace: Trace  # demand: load per second (after scale, kind, clip, start/end)
+    policies: tuple[ScalingPolicy, ...]
+    model: ModelSpec
+    exclude: tuple[tuple[float, float], ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def parse_scenario(doc: Any) -> ScenarioSpec:
+    if not isinstance(doc, dict):
+        raise SpecError("scenario must be a mapping", [("", "scenario must be a mapping")])
+    try:
+        return ScenarioSpec.model_validate(doc)
+    except ValidationError as exc:
+        found = []
+        for e in exc.errors():
+            loc = [p for p in e["loc"] if not (isinstance(p, str) and "[" in p)]
+            found.append((format_path(loc), _message(dict(e))))
+        raise SpecError("; ".join(f"{p}: {m}" for p, m in found), found) from None
+
+
+def demand_trace(raw: Trace, spec: ScenarioSpec) -> Trace:
+    t = spec.trace
+    if t.start is not None or t.end is not None:
+        raw = raw.sliced(
+            t.start.timestamp() if t.start else None, t.end.timestamp() if t.end else None
+        )
+    factor = t.scale
+    if t.kind == "utilization":
+        assert t.recorded_replicas is not None
+        factor *= t.recorded_replicas * spec.backend.capacity_per_replica
+    values = [v * factor for v in raw.values]
+    if t.clip_above is not None:
+        cap = t.clip_above
+        values = [min(v, cap) for v in values]
+    return Trace(raw.times, tuple(max(0.0, v) for v in values))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario file. Raises SpecError naming every bad field."""
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise SpecError(f"{p}: cannot read: {exc}", [("", f"cannot read file: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{p}: invalid YAML: {exc}", [("", f"invalid YAML: {exc}")]) from None
+    spec = parse_scenario(doc)
+    return build_scenario(spec, p)
+
+
+def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
+    base = path.resolve().parent
+    trace_file = Path(spec.trace.file)
+    if not trace_file.is_absolute():
+        trace_file = base / trace_file
+    if not trace_file.exists():
+        raise SpecError(
+            f"trace.file: no such file {trace_file}", [("trace.file", f"no such file: {trace_file}")]
+        )
+    try:
+        raw = read_trace(trace_file)
+    except SpecError as exc:
+        raise SpecError(
+            f"trace.file: {exc}", [(f"trace.file: {p}", m) for p, m in exc.problems]
+        ) from None
+    trace = demand_trace(raw, spec)
+    if len(trace) < 2:
+        raise SpecError(
+            "trace: fewer than 2 samples in the selected span",
+            [("trace", "fewer than 2 samples in the selected span (check start/end)")],
+        )
+    policies: list[ScalingPolicy] = []
+    problems: list[tuple[str, str]] = []
+    for i, item in enumerate(spec.policies):
+        where = f"policies[{i}]"
+        if isinstance(item, str):
+            from gemini.manifests import load_policies
+
+            pf = Path(item)
+            if not pf.is_absolute():
+                pf = base / pf
+            if not pf.exists():
+                problems.append((where, f"no such policy file: {pf}"))
+                continue
+            try:
+                policies.extend(load_policies(pf))
+            except SpecError as exc:
+                problems.extend((f"{where}: {q}", m) for q, m in exc.problems)
+        else:
+            try:
+                policies.append(parse_policy(item))
+            except SpecError as exc:
+                problems.extend((f"{where}.{q}" if q else where, m) for q, m in exc.problems)
+    names = [p.metadata.name for p in policies]
+    for n in set(names):
+        if names.count(n) > 1:
+            problems.append(("policies", f"two policies are named {n!r}"))
+    if not policies and "hpa-default" not in spec.baselines:
+        problems.append(("policies", "no policies and no hpa-default baseline: nothing to run"))
+    for pol in policies:
+        for j, m in enumerate(pol.spec.metrics):
+            try:
+                observable_for(spec, m)
+            except SpecError as exc:
+                problems.extend((f"{pol.metadata.name}: spec.metrics[{j}]: {q}", msg)
+                                for q, msg in exc.problems)
+        if spec.backend.kind == "bigtable" and pol.spec.target.bigtable is None:
+            problems.append((f"{pol.metadata.name}: spec.target", "backend bigtable needs a bigtable target"))
+    if problems:
+        raise SpecError("; ".join(f"{q}: {m}" for q, m in problems), problems)
+    b = spec.backend
+    model = ModelSpec(
+        kind=b.kind,
+        capacity_per_replica=b.capacity_per_replica,
+        startup_seconds=b.startup_seconds,
+        initial=b.initial_replicas,
+        rebalance_seconds=b.rebalance_seconds,
+        storage_tb=b.storage_tb,
+        storage_per_node_tb=b.storage_per_node_tb,
+        storage_target=b.storage_target,
+        initial_backlog=b.initial_backlog,
+    )
+    exclude = tuple((w.start.timestamp(), w.end.timestamp()) for w in spec.trace.exclude)
+    return Scenario(spec, path, trace, tuple(policies), model, exclude)
+
+
+def observable_for(spec: ScenarioSpec, metric: Any) -> str:
+    """The model observable a policy metric reads: `observe:` first, else implied by the source
+    (pubsub -> backlog / oldestUnackedAgeSeconds, bigtable -> cpu / storage), else by the target
+    type (Utilization -> utilization, AverageValue / Value -> load)."""
+    name = metric.name
+    if name in spec.observe:
+        return spec.observe[name]
+    src = metric.source
+    if src.pubsub is not None:
+        return "oldestUnackedAgeSeconds" if "age" in src.pubsub.metric.value else "backlog"
+    if src.bigtable is not None:
+        return "storage" if "storage" in src.bigtable.metric.value else "cpu"
+    target = metric.target
+    if target is not None:
+        return "utilization" if target.type.value == "Utilization" else "load"
+    raise SpecError(
+        f"observe.{name}: cannot infer the observable",
+        [(f"observe.{name}", "cannot infer what this metric reads; add it to observe:")],
+    )
+
+
+def parse_time(text: str) -> float:
+    return parse_iso(text).timestamp()
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)

@@ -1,0 +1,183 @@
+"""Scores of a run and the baselines (oracle, static-peak, hpa-default).
+
+Owns the definitions of capacity-hours, cost, SLO-violation minutes, scale events, flaps and time
+to recover, and the baseline policies. Pure arithmetic over `Run` records; must not import
+`gemini.metrics`, `gemini.scalers` or I/O libraries.
+
+- A step violates the SLO when load > ready capacity x `slo.maxUtilization`; for a queue with
+  `slo.maxAgeSeconds`, when the oldest unacked message is older than that instead.
+- Capacity-hours count provisioned units (starting pods and ramping nodes are paid for).
+- A flap is a scale event in the opposite direction of the previous one within the flap window.
+- Recovery: the length of each run of violating steps (from overload to back within the SLO).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gemini.simulate.replay import Grid, Run
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    max_utilization: float = 0.9
+    max_age_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    name: str
+    kind: str
+    capacity_hours: float
+    cost: float | None
+    slo_violation_minutes: float
+    slo_violation_share: float
+    scale_events: int
+    flaps: int
+    max_replicas: int
+    mean_replicas: float
+    mean_recovery_seconds: float | None
+    max_recovery_seconds: float | None
+
+    def to_dict(self, oracle_hours: float | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "capacityHours": round(self.capacity_hours, 4),
+            "cost": None if self.cost is None else round(self.cost, 4),
+            "sloViolationMinutes": round(self.slo_violation_minutes, 4),
+            "sloViolationShare": round(self.slo_violation_share, 6),
+            "scaleEvents": self.scale_events,
+            "flaps": self.flaps,
+            "maxReplicas": self.max_replicas,
+            "meanReplicas": round(self.mean_replicas, 4),
+            "meanRecoverySeconds": _r(self.mean_recovery_seconds),
+            "maxRecoverySeconds": _r(self.max_recovery_seconds),
+        }
+        if oracle_hours:
+            out["oracleRatio"] = round(self.capacity_hours / oracle_hours, 4)
+        return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def violations(run: Run, slo: Slo) -> list[bool]:
+    grid = run.grid
+    u = slo.max_utilization
+    masked = grid.masked
+    if run.age is not None and slo.max_age_seconds is not None:
+        limit = slo.max_age_seconds
+        return [a > limit and not m for a, m in zip(run.age, masked, strict=True)]
+    return [
+        (d > c * u + 1e-9) and not m
+        for d, c, m in zip(grid.demand, run.ready_capacity, masked, strict=True)
+    ]
+
+
+def score(
+    run: Run, slo: Slo, *, price: float | None = None, flap_window: float = 600.0
+) -> Score:
+    grid = run.grid
+    n = len(grid)
+    step = grid.step
+    total = sum(run.count)
+    hours = total * step / 3600.0
+    bad = violations(run, slo)
+    bad_steps = sum(bad)
+    episodes: list[float] = []
+    length = 0
+    for b in bad:
+        if b:
+            length += 1
+        elif length:
+            episodes.append(length * step)
+            length = 0
+    if length:
+        episodes.append(length * step)
+    flaps = 0
+    last: tuple[float, int] | None = None
+    for at, change in run.events:
+        if last is not None and (change > 0) != (last[1] > 0) and at - last[0] <= flap_window:
+            flaps += 1
+        last = (at, change)
+    return Score(
+        name=run.name,
+        kind=run.kind,
+        capacity_hours=hours,
+        cost=None if price is None else hours * price,
+        slo_violation_minutes=bad_steps * step / 60.0,
+        slo_violation_share=bad_steps / n if n else 0.0,
+        scale_events=len(run.events),
+        flaps=flaps,
+        max_replicas=max(run.count) if run.count else 0,
+        mean_replicas=total / n if n else 0.0,
+        mean_recovery_seconds=sum(episodes) / len(episodes) if episodes else None,
+        max_recovery_seconds=max(episodes) if episodes else None,
+    )
+
+
+def oracle_counts(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> list[int]:
+    """The least capacity with load <= capacity x maxUtilization at every step (no lag)."""
+    per = capacity_per_unit * slo.max_utilization
+    return [max(floor, math.ceil(d / per - 1e-9)) for d in grid.demand]
+
+
+def _events(grid: Grid, counts: list[int]) -> list[tuple[float, int]]:
+    out = []
+    for k in range(1, len(counts)):
+        if counts[k] != counts[k - 1]:
+            out.append((grid.time(k), counts[k] - counts[k - 1]))
+    return out
+
+
+def oracle_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> Run:
+    counts = oracle_counts(grid, capacity_per_unit, slo, floor)
+    ready = [c * capacity_per_unit for c in counts]
+    age = [0.0] * len(counts) if slo.max_age_seconds is not None else None
+    return Run("oracle", "baseline", grid, counts, ready, age, _events(grid, counts))
+
+
+def static_peak_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> Run:
+    peak = max(oracle_counts(grid, capacity_per_unit, slo, floor), default=floor)
+    n = len(grid)
+    age = [0.0] * n if slo.max_age_seconds is not None else None
+    return Run(
+        "static-peak", "baseline", grid, [peak] * n, [peak * capacity_per_unit] * n, age, []
+    )
+
+
+def hpa_default_manifest(backend_kind: str, max_replicas: int) -> dict[str, Any]:
+    """HPA v2 with its defaults (15 s sync, 0.1 tolerance, 300 s scale-down window, default
+    rate policies) tracking utilization at 70 %: a real ScalingPolicy run through the engine."""
+    if backend_kind == "bigtable":
+        target: dict[str, Any] = {"bigtable": {"project": "sim", "instance": "sim", "cluster": "sim"}}
+        source: dict[str, Any] = {"bigtable": {"project": "sim", "instance": "sim", "cluster": "sim"}}
+    else:
+        target = {"kubernetes": {"name": "sim"}}
+        source = {
+            "cloudMonitoring": {
+                "project": "sim",
+                "filter": 'metric.type = "gemini.dev/simulated/utilization"',
+            }
+        }
+    return {
+        "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+        "kind": "ScalingPolicy",
+        "metadata": {"name": "hpa-default"},
+        "spec": {
+            "target": target,
+            "minReplicas": 1,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "name": "utilization",
+                    "source": source,
+                    "target": {"type": "Utilization", "averageUtilization": 70},
+                }
+            ],
+        },
+    }
