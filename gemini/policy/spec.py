@@ -501,12 +501,27 @@ class MetricTarget(Model):
             "target.averageUtilization)."
         ),
     )
-    value: Quantity | None = Field(None, gt=0, description="Target for type Value.")
+    value: Quantity | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Target for type Value: an integer or a quantity string ('500m', '1.5', '2k'). "
+            "The API server accepts only integers or strings here, so quote decimals."
+        ),
+    )
     average_value: Quantity | None = Field(
-        None, gt=0, description="Per-replica target for type AverageValue."
+        None,
+        gt=0,
+        description=(
+            "Per-replica target for type AverageValue: an integer or a quantity string "
+            "('500m', '2.5', '1k'); quote decimals."
+        ),
     )
     average_utilization: int | None = Field(
-        None, gt=0, le=1000, description="Target percent for type Utilization."
+        None,
+        gt=0,
+        le=1000,
+        description="Target percent for type Utilization (70 means a value of 0.7).",
     )
 
     @model_validator(mode="after")
@@ -932,11 +947,11 @@ def format_path(loc: Iterable[int | str]) -> str:
     return out
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def models_in(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models inside a field annotation (`X | None`, `list[X]`, ...)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+    return [m for arg in get_args(annotation) for m in models_in(arg)]
 
 
 def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
@@ -949,7 +964,7 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
         field = fields.get(part)
         if field is None:
             return None
-        inner = _models_in(field.annotation)
+        inner = models_in(field.annotation)
         if len(inner) != 1:
             return None
         model = inner[0]
