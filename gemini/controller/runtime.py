@@ -1,0 +1,479 @@
+"""The controller: cache + watch + scheduler + leader election + status + events + telemetry.
+
+Owns how one due batch is evaluated:
+
+1. only the acting leader evaluates; a standby keeps its cache warm and stays ready;
+2. invalid policies are not evaluated (they carry `SpecInvalid`); of several policies on the same
+   target the oldest wins and the others get `TargetConflict`;
+3. every target's capacity is read in parallel on a bounded worker pool with a deadline;
+4. the metrics of the whole batch are read in ONE `MetricReader.read` call (sources batch and
+   deduplicate across policies), under a deadline;
+5. each policy then runs `gemini.loop.tick_batch` on those prefetched inputs, in parallel, so a
+   slow apply or status write delays only its own policy; then status (merge patch), Events,
+   `/metrics`, one structured log event and the decision store.
+
+The state a tick returns is kept in the cache at once and written to `status.state`, from which a
+restarted or failed-over controller restores it. Imports the controller's modules, the loop and
+the protocols; concrete sources and scalers are injected (see `commands`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from gemini import loop
+from gemini.clock import Clock, iso
+from gemini.controller import status as status_mod
+from gemini.controller.cache import Entry, PolicyCache
+from gemini.controller.events import EventRecorder
+from gemini.controller.leader import LeaderElector
+from gemini.controller.scheduling import Scheduler
+from gemini.controller.status import StatusWriter
+from gemini.controller.telemetry import Telemetry
+from gemini.controller.watch import PolicyWatcher
+from gemini.errors import ScaleError
+from gemini.metrics import MetricReader, MetricRequest
+from gemini.policy.decision import Capacity, MetricStatus
+from gemini.policy.spec import ScalingPolicy
+from gemini.scalers import ApplyResult, ApplyStatus, Scaler, TargetRef
+from gemini.series import Observation
+
+log = logging.getLogger(__name__)
+slog = structlog.get_logger("gemini.controller")
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    capacity_seconds: float = 10.0
+    metrics_seconds: float = 20.0
+    apply_seconds: float = 30.0
+
+
+class _Prefetched:
+    """A reader and scaler over inputs read before the per-policy ticks (see module doc)."""
+
+    def __init__(
+        self,
+        capacities: Mapping[str, Capacity | ScaleError],
+        observations: Mapping[tuple[str, str], Observation],
+        scaler: Scaler,
+        may_act: Callable[[], bool],
+        pool: ThreadPoolExecutor,
+        apply_deadline: float,
+    ) -> None:
+        self._caps = capacities
+        self._obs = observations
+        self._scaler = scaler
+        self._may_act = may_act
+        self._pool = pool
+        self._deadline = apply_deadline
+
+    def read(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
+        return [
+            self._obs.get(
+                (r.policy, r.metric.name),
+                Observation.failed(r.metric.name, "error", "not read in this batch"),
+            )
+            for r in requests
+        ]
+
+    def capacity(self, ref: TargetRef, now: datetime) -> Capacity:
+        cap = self._caps[ref.policy]
+        if isinstance(cap, ScaleError):
+            raise cap
+        return cap
+
+    def apply(self, ref: TargetRef, desired: int, now: datetime) -> ApplyResult:
+        cap = self._caps[ref.policy]
+        current = cap.current if isinstance(cap, Capacity) else desired
+        if not self._may_act():
+            return ApplyResult(ApplyStatus.REFUSED, current, "NotLeader", "lost leadership")
+        # Run the apply here (we already are on a worker); the deadline guards a hung call.
+        done = threading.Event()
+        box: list[ApplyResult | BaseException] = []
+
+        def call() -> None:
+            try:
+                box.append(self._scaler.apply(ref, desired, now))
+            except BaseException as exc:
+                box.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=call, name="apply", daemon=True)
+        thread.start()
+        if not done.wait(self._deadline):
+            return ApplyResult(
+                ApplyStatus.FAILED,
+                current,
+                "ApplyDeadlineExceeded",
+                f"no answer within {self._deadline:g}s",
+            )
+        out = box[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        custom_api: Any,
+        core_api: Any | None,
+        reader: MetricReader,
+        scaler: Scaler,
+        clock: Clock,
+        elector: LeaderElector | None = None,
+        namespaces: list[str] | None = None,
+        sink: loop.DecisionSink | None = None,
+        workers: int = 16,
+        deadlines: Deadlines = Deadlines(),
+        watch_timeout_seconds: int = 300,
+        identity: str = "gemini",
+    ) -> None:
+        self.clock = clock
+        self.cache = PolicyCache()
+        self.telemetry = Telemetry()
+        self.reader = reader
+        self.scaler = scaler
+        self.elector = elector
+        self.sink = sink
+        self.deadlines = deadlines
+        self.status_writer = StatusWriter(custom_api)
+        self.events = (
+            EventRecorder(core_api, clock, host=identity) if core_api is not None else None
+        )
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="eval")
+        self.scheduler = Scheduler(
+            clock, self.run_batch, on_overrun=lambda _k: self.telemetry.overruns.inc()
+        )
+        self.watcher = PolicyWatcher(
+            custom_api,
+            self.cache,
+            namespaces,
+            watch_timeout_seconds=watch_timeout_seconds,
+            on_restart=lambda cause: self.telemetry.watch_restarts.labels(cause).inc(),
+        )
+        self.cache.subscribe(self._on_change)
+        self._invalid_reported: dict[str, tuple[int | None, str]] = {}
+        self._lock = threading.Lock()
+        self.evaluations = 0
+        self.lags: list[float] = []  # seconds behind schedule per batch (bounded below)
+        self._started = False
+
+    # -- leadership ----------------------------------------------------------------------------
+
+    def is_leader(self) -> bool:
+        return True if self.elector is None else self.elector.is_leader()
+
+    def on_started_leading(self) -> None:
+        self.telemetry.leader.set(1)
+        # Report invalid policies we have not reported as leader yet.
+        for entry in self.cache.entries():
+            if entry.error is not None:
+                self.pool.submit(self._report_invalid, entry)
+
+    def on_stopped_leading(self) -> None:
+        self.telemetry.leader.set(0)
+
+    # -- cache changes -------------------------------------------------------------------------
+
+    def _on_change(self, key: str, old: Entry | None, new: Entry | None) -> None:
+        if new is None:
+            self.scheduler.unschedule(key)
+            if old is not None:
+                self.telemetry.forget(old.namespace, old.name)
+            self._invalid_reported.pop(key, None)
+            return
+        if new.error is not None or new.policy is None:
+            self.scheduler.unschedule(key)
+            if self.is_leader():
+                self.pool.submit(self._report_invalid, new)
+            return
+        changed = old is None or old.generation != new.generation or old.policy is None
+        if not changed:
+            return
+        # New or edited after the initial sync: evaluate within a second, then on the interval.
+        soon = self.watcher.synced.is_set()
+        self.scheduler.schedule(key, new.interval_seconds, soon=soon)
+
+    def _report_invalid(self, entry: Entry) -> None:
+        assert entry.error is not None
+        message = "; ".join(f"{p or '<root>'}: {m}" for p, m in entry.error.problems)
+        marker = (entry.generation, message)
+        if self._invalid_reported.get(entry.key) == marker:
+            return
+        conds = entry.status.get("conditions") or []
+        already = entry.status.get("observedGeneration") == entry.generation and any(
+            c.get("type") == status_mod.SPEC_INVALID
+            and c.get("status") == "True"
+            and c.get("message") == message
+            for c in conds
+            if isinstance(c, Mapping)
+        )
+        self._invalid_reported[entry.key] = marker
+        if already:
+            return
+        now = self.clock.now()
+        body = status_mod.invalid_status(entry.status, entry.generation, entry.error, now)
+        self._write_status(entry, body)
+        self._event(entry, "Warning", "SpecInvalid", message)
+        slog.warning("policy invalid", policy=entry.key, problems=entry.error.problems)
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def run_batch(self, due: datetime, keys: list[str]) -> None:
+        if not self.is_leader():
+            return
+        started = self.clock.now()
+        lag = (started - due).total_seconds()
+        self.telemetry.lag.observe(max(lag, 0.0))
+        with self._lock:
+            self.lags.append(lag)
+            if len(self.lags) > 100_000:
+                del self.lags[: len(self.lags) // 2]
+        entries = [e for k in keys if (e := self.cache.get(k)) is not None and e.policy is not None]
+        entries = self._resolve_conflicts(entries, started)
+        if not entries:
+            return
+        with self.telemetry.latency.time():
+            self.telemetry.batch_size.observe(len(entries))
+            caps = self._read_capacities(entries, started)
+            observations = self._read_metrics(entries, caps, started)
+            pre = _Prefetched(
+                caps,
+                observations,
+                self.scaler,
+                self.is_leader,
+                self.pool,
+                self.deadlines.apply_seconds,
+            )
+            futures: list[Future[None]] = [
+                self.pool.submit(self._tick_one, e, pre, started) for e in entries
+            ]
+            wait(futures)
+            for f in futures:
+                if f.exception() is not None:
+                    log.error("evaluation failed", exc_info=f.exception())
+                    self.telemetry.errors.labels("internal").inc()
+
+    def _resolve_conflicts(self, entries: list[Entry], now: datetime) -> list[Entry]:
+        """Of several policies on one target, the oldest (then by name) acts."""
+        owners: dict[str, Entry] = {}
+        for e in sorted(self.cache.entries(), key=_age_key):
+            if e.policy is None:
+                continue
+            owners.setdefault(_target_id(e.policy), e)
+        out = []
+        for e in entries:
+            assert e.policy is not None
+            owner = owners.get(_target_id(e.policy))
+            if owner is not None and owner.key != e.key:
+                self.pool.submit(self._report_conflict, e, owner, now)
+                continue
+            out.append(e)
+        return out
+
+    def _report_conflict(self, entry: Entry, owner: Entry, now: datetime) -> None:
+        assert entry.policy is not None
+        target = entry.policy.spec.target.describe()
+        body = status_mod.conflict_status(entry.status, entry.generation, owner.key, target, now)
+        self._write_status(entry, body)
+        self._event(
+            entry,
+            "Warning",
+            "TargetConflict",
+            f"{target} is already scaled by ScalingPolicy {owner.key}",
+        )
+
+    def _read_capacities(
+        self, entries: list[Entry], now: datetime
+    ) -> dict[str, Capacity | ScaleError]:
+        futures = {
+            e.key: self.pool.submit(self.scaler.capacity, loop.target_ref(_pol(e)), now)
+            for e in entries
+        }
+        wait(list(futures.values()), timeout=self.deadlines.capacity_seconds)
+        out: dict[str, Capacity | ScaleError] = {}
+        for key, fut in futures.items():
+            if not fut.done():
+                fut.cancel()
+                out[key] = ScaleError(
+                    f"reading the target took longer than {self.deadlines.capacity_seconds:g}s",
+                    "FailedGetScale",
+                )
+                continue
+            exc = fut.exception()
+            if isinstance(exc, ScaleError):
+                out[key] = exc
+            elif exc is not None:
+                out[key] = ScaleError(f"reading the target failed: {exc}", "FailedGetScale")
+            else:
+                out[key] = fut.result()
+        return out
+
+    def _read_metrics(
+        self, entries: list[Entry], caps: Mapping[str, Capacity | ScaleError], now: datetime
+    ) -> dict[tuple[str, str], Observation]:
+        requests: list[MetricRequest] = []
+        for e in entries:
+            if isinstance(caps.get(e.key), Capacity):
+                requests.extend(loop.requests_for(_pol(e)))
+        if not requests:
+            return {}
+        fut = self.pool.submit(self.reader.read, requests, now)
+        try:
+            observations = fut.result(timeout=self.deadlines.metrics_seconds)
+        except FutureTimeout:
+            msg = f"metric read took longer than {self.deadlines.metrics_seconds:g}s"
+            observations = [Observation.failed(r.metric.name, "deadline", msg) for r in requests]
+        except Exception as exc:
+            observations = [Observation.failed(r.metric.name, "error", str(exc)) for r in requests]
+        return {(r.policy, r.metric.name): o for r, o in zip(requests, observations, strict=True)}
+
+    def _tick_one(self, entry: Entry, pre: _Prefetched, now: datetime) -> None:
+        policy = _pol(entry)
+        [result] = loop.tick_batch([(policy, entry.state)], reader=pre, scaler=pre, now=now)
+        if not self.is_leader():
+            return  # lost the lease mid-batch: write nothing, keep nothing
+        with self._lock:
+            self.evaluations += 1
+        self.cache.set_state(entry.key, result.state)
+        if self.sink is not None and result.decision is not None:
+            try:
+                self.sink.record(result.decision)
+            except Exception as exc:
+                self.telemetry.errors.labels("store").inc()
+                log.warning("recording decision failed: %s", exc)
+        self.telemetry.observe(entry.namespace, entry.name, result)
+        self._log(entry, policy, result)
+        self._emit_events(entry, result)
+        current = self.cache.get(entry.key) or entry
+        body = status_mod.tick_status(current.status, entry.generation, result, now)
+        returned = self._write_status(entry, body)
+        if returned is not None:
+            self.cache.set_state(entry.key, result.state, returned)
+
+    def _write_status(self, entry: Entry, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        try:
+            return self.status_writer.patch(entry.namespace, entry.name, body)
+        except Exception as exc:
+            self.telemetry.errors.labels("status_write").inc()
+            log.warning("status of %s not written: %s", entry.key, exc)
+            return None
+
+    def _event(self, entry: Entry, kind: str, reason: str, message: str) -> None:
+        if self.events is None:
+            return
+        uid = entry.raw.get("metadata", {}).get("uid")
+        self.events.emit(entry.namespace, entry.name, uid, kind, reason, message)
+
+    def _emit_events(self, entry: Entry, result: loop.TickResult) -> None:
+        d = result.decision
+        if d is None:
+            self._event(entry, "Warning", "FailedGetScale", result.error_message or "")
+            return
+        if d.applied:
+            reasons = ", ".join(d.reasons)
+            self._event(
+                entry,
+                "Normal",
+                "SuccessfulRescale",
+                f"New size: {result.apply.replicas if result.apply else d.desired}; "
+                f"reason: {reasons}",
+            )
+        elif d.outcome in {"failed", "conflict"}:
+            msg = result.apply.message if result.apply else ""
+            self._event(
+                entry,
+                "Warning",
+                "FailedRescale",
+                f"New size: {d.desired}; reason: {result.apply.reason if result.apply else ''}; "
+                f"error: {msg}",
+            )
+        elif d.outcome == "refused" and result.apply and result.apply.reason != "NotLeader":
+            self._event(
+                entry, "Warning", "TargetConflict", result.apply.message or result.apply.reason
+            )
+        bad = [m for m in d.metrics if m.status is not MetricStatus.OK]
+        for m in bad:
+            self._event(
+                entry,
+                "Warning",
+                "FailedGetMetrics",
+                f"metric {m.name}: {m.status.value}{': ' + m.error if m.error else ''}",
+            )
+
+    def _log(self, entry: Entry, policy: ScalingPolicy, result: loop.TickResult) -> None:
+        bound = slog.bind(policy=entry.key, target=policy.spec.target.describe())
+        d = result.decision
+        if d is None:
+            bound.warning("target unreadable", error=result.error, message=result.error_message)
+            return
+        bound.info(
+            "decision",
+            current=d.current,
+            desired=d.desired,
+            applied=d.applied,
+            outcome=d.outcome,
+            reasons=list(d.reasons),
+            metrics={
+                m.name: {"value": m.value, "age": m.age_seconds, "status": m.status.value}
+                for m in d.metrics
+            },
+            at=iso(d.at),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.watcher.synced.is_set()
+
+    def start(self) -> None:
+        self._started = True
+        self.watcher.start()
+        self.scheduler.start()
+        if self.elector is not None:
+            self.elector.start()
+        else:
+            self.on_started_leading()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Graceful: stop watching and scheduling, finish in-flight ticks, release the lease."""
+        self.watcher.stop()
+        self.scheduler.stop(timeout=timeout)
+        self.pool.shutdown(wait=True, cancel_futures=False)
+        if self.elector is not None:
+            self.elector.stop(release=True)
+
+
+def _pol(entry: Entry) -> ScalingPolicy:
+    assert entry.policy is not None
+    return entry.policy
+
+
+def _age_key(entry: Entry) -> tuple[str, str]:
+    created = entry.raw.get("metadata", {}).get("creationTimestamp") or "9999"
+    return (str(created), entry.key)
+
+
+def _target_id(policy: ScalingPolicy) -> str:
+    t = policy.spec.target
+    if t.kubernetes is not None:
+        k = t.kubernetes
+        group = k.api_version.split("/")[0] if "/" in k.api_version else ""
+        return f"k8s:{policy.metadata.namespace}/{group}/{k.kind}/{k.name}"
+    assert t.bigtable is not None
+    b = t.bigtable
+    return f"bigtable:{b.project}/{b.instance}/{b.cluster}"
