@@ -49,3 +49,23 @@ def bigtable(project: str, instance: str, cluster: str, which: str = "cpu_load")
     return {
         "bigtable": {"project": project, "instance": instance, "cluster": cluster, "metric": which}
     }
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[tuple[str, Any]]:
+    """(URL of a real Prometheus, the exporter it scrapes every second)."""
+    from tests.conftest import need_binary
+    from tests.fakes.prometheus_server import Exporter, PrometheusProcess
+
+    binary = need_binary("prometheus", "/usr/bin/prometheus")
+    exporter = Exporter()
+    exporter.backlog.set(1234)
+    exporter.per_zone.labels(zone="a").set(1)
+    exporter.per_zone.labels(zone="b").set(2)
+    prom = PrometheusProcess(binary, exporter.port)
+    try:
+        prom.wait_ready('gemini_test_zone_load{zone="b"}')
+        yield prom.url, exporter
+    finally:
+        prom.stop()
+        exporter.stop()
