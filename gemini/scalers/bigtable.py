@@ -118,19 +118,25 @@ class _Cluster:
     native_storage_gib: int | None
 
 
+def admin_client_for(endpoint: str) -> BigtableInstanceAdminClient:
+    """The admin client on a plaintext channel to `host:port` (local servers, emulators); no
+    credentials are sent."""
+    import grpc
+    from google.cloud.bigtable_admin_v2.services.bigtable_instance_admin.transports import (
+        BigtableInstanceAdminGrpcTransport,
+    )
+
+    channel = grpc.insecure_channel(endpoint)
+    return BigtableInstanceAdminClient(
+        transport=BigtableInstanceAdminGrpcTransport(channel=channel)
+    )
+
+
 def admin_client_from_env() -> BigtableInstanceAdminClient:
     """The admin client, honouring the endpoint overrides (see the module docstring)."""
     endpoint = os.environ.get(ENDPOINT_ENV) or os.environ.get(EMULATOR_ENV)
     if endpoint:
-        import grpc
-        from google.cloud.bigtable_admin_v2.services.bigtable_instance_admin.transports import (
-            BigtableInstanceAdminGrpcTransport,
-        )
-
-        channel = grpc.insecure_channel(endpoint)  # plaintext; credentials are not sent
-        return BigtableInstanceAdminClient(
-            transport=BigtableInstanceAdminGrpcTransport(channel=channel)
-        )
+        return admin_client_for(endpoint)
     return BigtableInstanceAdminClient()
 
 
@@ -196,14 +202,13 @@ class BigtableScaler:
         name = cluster_name(bt)
         with self._lock:
             mem = self._memory.setdefault(name, _Memory())
-            cluster = self._read(name, GET_PERMISSION)
             reasons: list[str] = []
-            detail: dict[str, Any] = {
-                "cluster": name,
-                "serveNodes": cluster.serve_nodes,
-                "storageType": cluster.storage,
-                "state": cluster.state,
-            }
+            detail: dict[str, Any] = {"cluster": name}
+            busy = self._poll(mem, detail)  # before reading: a finished resize is not RESIZING
+            cluster = self._read(name, GET_PERMISSION)
+            detail["serveNodes"] = cluster.serve_nodes
+            detail["storageType"] = cluster.storage
+            detail["state"] = cluster.state
             if cluster.native is not None:
                 detail["nativeAutoscaling"] = {
                     "minServeNodes": cluster.native[0],
@@ -211,7 +216,6 @@ class BigtableScaler:
                     "cpuUtilizationPercent": cluster.native_cpu,
                     "storageUtilizationGibPerNode": cluster.native_storage_gib,
                 }
-            busy = self._poll(mem, detail)
             if mem.failure is not None:
                 reasons.append(Why.OPERATION_FAILED)
                 detail["lastOperationError"] = mem.failure
