@@ -1,7 +1,12 @@
 """Cron schedules that change a policy's min/max while active.
 
-Cron arithmetic uses APScheduler's `CronTrigger` (time zones and DST handled there). Pure: `now`
-is always an argument. Imports no I/O library.
+Cron arithmetic uses APScheduler's `CronTrigger` (time zones and DST handled there), with the
+day-of-week field translated from crontab numbering (0/7 = Sunday) to APScheduler 3's (0 = Monday).
+Known cron differences, documented in docs/engine.md: a start inside a spring-forward gap fires
+when the clock resumes at the same minute an hour later; a start inside a repeated fall-back hour
+fires twice; when both day-of-month and day-of-week are restricted, both must match (crontab
+fires when either does). A schedule is active for [start, start + duration).
+Pure: `now` is always an argument. Imports no I/O library.
 """
 
 from __future__ import annotations
@@ -19,9 +24,62 @@ if TYPE_CHECKING:
     from gemini.policy.spec import Schedule
 
 
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _day(token: str) -> int:
+    low = token.lower()
+    if low in _DAYS:
+        return _DAYS.index(low)
+    if not token.isdigit() or int(token) > 7:
+        raise ValueError(f"bad day of week {token!r} (0-7 or sun..sat)")
+    return int(token) % 7
+
+
+def crontab_days(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday, 1 = Monday, names allowed, lists, ranges,
+    steps) as APScheduler 3 day names. APScheduler 3 numbers days from 0 = Monday, so passing
+    the field through unchanged would shift every numeric weekday by one ("1-5" would mean
+    Tuesday to Saturday)."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        if step_text and (not step_text.isdigit() or int(step_text) == 0):
+            raise ValueError(f"bad step in day of week {part!r}")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            a, _, b = span.partition("-")
+            first, last = _day(a), _day(b)
+            if b.strip() == "7":
+                last = 7
+        else:
+            first = last = _day(span)
+            if step_text:
+                last = 6
+        if first > last:
+            raise ValueError(f"bad day-of-week range {span!r}")
+        days.update(d % 7 for d in range(first, last + 1, step))
+    if len(days) == 7:
+        return "*"
+    # APScheduler's order (mon first) keeps the list readable; names avoid its numbering
+    return ",".join(_DAYS[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
+
+
 @lru_cache(maxsize=1024)
 def _trigger(cron: str, tz: str) -> CronTrigger:
-    return CronTrigger.from_crontab(cron, timezone=ZoneInfo(tz))
+    minute, hour, day, month, dow = cron.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_days(dow),
+        timezone=ZoneInfo(tz),
+    )
 
 
 def check_cron(cron: str) -> None:
