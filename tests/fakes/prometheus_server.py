@@ -110,7 +110,7 @@ class QueryStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 from urllib.parse import parse_qs, urlsplit
 
                 parts = urlsplit(self.path)
