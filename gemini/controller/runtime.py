@@ -359,7 +359,9 @@ class Controller:
         self._log(entry, policy, result)
         self._emit_events(entry, result)
         current = self.cache.get(entry.key) or entry
-        body = status_mod.tick_status(current.status, entry.generation, result, now)
+        body = status_mod.tick_status(
+            current.status, entry.generation, result, now, target=policy.spec.target.describe()
+        )
         returned = self._write_status(entry, body)
         if returned is not None:
             self.cache.set_state(entry.key, result.state, returned)

@@ -244,10 +244,13 @@ def tick_status(
     generation: int | None,
     result: TickResult,
     now: datetime,
+    *,
+    target: str | None = None,
 ) -> dict[str, Any]:
     """The status after one tick (to merge-patch over `old_status`)."""
     status: dict[str, Any] = {
         "observedGeneration": generation,
+        **({"target": target} if target else {}),
         "lastEvaluationTime": iso(now),
         "state": result.state.to_status(),
         "conditions": merge_conditions(
