@@ -19,7 +19,15 @@ from gemini.clock import SystemClock, parse_iso
 from gemini.errors import SpecError
 from gemini.policy import engine
 from gemini.policy.decision import Capacity, Decision
-from gemini.policy.spec import ScalingPolicy, parse_policy, parse_quantity, policy_name
+from gemini.policy.spec import (
+    API_GROUP,
+    KIND,
+    Mode,
+    ScalingPolicy,
+    parse_policy,
+    parse_quantity,
+    policy_name,
+)
 from gemini.policy.state import PolicyState
 from gemini.series import Observation
 
@@ -31,19 +39,54 @@ class Loaded:
     doc: Any
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key written twice in one mapping (YAML keeps the last one
+    silently, so `maxReplicas` given twice would hide a mistake)."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if first != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {first + 1})",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
 def documents(path: Path) -> Iterator[Loaded]:
-    """Every non-empty YAML document in `path`. Raises SpecError on unreadable YAML."""
+    """Every non-empty YAML document in `path`. Raises SpecError on an unreadable file or
+    invalid YAML (including a key given twice in one mapping)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror or exc}", [("", f"cannot read file: {exc.strerror or exc}")]) from None
+        reason = exc.strerror or str(exc)
+        raise SpecError(f"cannot read: {reason}", [("", f"cannot read file: {reason}")]) from None
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        raise SpecError(f"cannot read: {reason}", [("", f"cannot read file: {reason}")]) from None
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"invalid YAML at {where}: {problem}", [(where, f"invalid YAML: {problem}")]) from None
+        raise SpecError(
+            f"invalid YAML at {where}: {problem}", [(where, f"invalid YAML: {problem}")]
+        ) from None
     for i, doc in enumerate(docs):
         if doc is not None:
             yield Loaded(path, i, doc)
@@ -77,23 +120,127 @@ def load_policy(path: Path, name: str | None = None) -> ScalingPolicy:
     raise SpecError(f"no policy named {name!r}", [("metadata.name", f"no policy named {name!r}; file has {known}")])
 
 
-def validate_files(files: Sequence[Path]) -> list[str]:
-    """Problems as lines `FILE: NAME: FIELD: MESSAGE`; empty when every manifest is valid."""
-    lines: list[str] = []
+ROOT_PATH = "(root)"
+
+
+def _expand(files: Sequence[Path]) -> list[Path]:
+    """Directories stand for the *.yaml and *.yml files directly inside them."""
+    out: list[Path] = []
     for path in files:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+            )
+            out.extend(found or [path])
+        else:
+            out.append(path)
+    return out
+
+
+def _other_kind(doc: Any) -> bool:
+    """A document of another kind (say, the Deployment beside its policy): not ours to check."""
+    if not isinstance(doc, dict):
+        return False
+    kind, api = doc.get("kind"), doc.get("apiVersion")
+    return (
+        isinstance(kind, str)
+        and isinstance(api, str)
+        and kind != KIND
+        and not api.startswith(f"{API_GROUP}/")
+    )
+
+
+def _cluster_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """What parse_policy accepts but `kubectl apply` would not: the CRD types quantities as
+    int-or-string, so a decimal number must be written as a string."""
+    out: list[tuple[str, str]] = []
+    for i, metric in enumerate(doc["spec"]["metrics"]):
+        target = metric.get("target") or {}
+        for key in ("value", "averageValue"):
+            value = target.get(key)
+            if isinstance(value, float) and not value.is_integer():
+                out.append(
+                    (
+                        f"spec.metrics[{i}].target.{key}",
+                        f"the Kubernetes API server accepts only an integer or a string here: "
+                        f'write "{value!r}" (quoted)',
+                    )
+                )
+    return out
+
+
+def _target_identity(policy: ScalingPolicy) -> tuple[str, ...]:
+    target = policy.spec.target
+    if target.kubernetes is not None:
+        k = target.kubernetes
+        return ("kubernetes", policy.metadata.namespace, k.kind, k.name)
+    assert target.bigtable is not None
+    b = target.bigtable
+    return ("bigtable", b.project, b.instance, b.cluster)
+
+
+def _line(path: Path, name: str, field: str, message: str) -> str:
+    return f"{path}: {name}: {field or ROOT_PATH}: {message}"
+
+
+def validate_files(files: Sequence[Path]) -> list[str]:
+    """Problems as lines `FILE: NAME: FIELD: MESSAGE`; empty when every manifest is valid.
+
+    Besides each manifest on its own, checks across all the files given: one policy per
+    namespace/name, and at most one Active policy per target (Shadow and Paused twins are fine).
+    """
+    lines: list[str] = []
+    names: dict[str, Path] = {}
+    active: dict[tuple[str, ...], tuple[str, Path]] = {}
+    for path in _expand(files):
+        if path.is_dir():
+            lines.append(_line(path, "<file>", "", "no .yaml or .yml files in this directory"))
+            continue
         try:
             loaded_docs = list(documents(path))
         except SpecError as exc:
-            lines.extend(f"{path}: <file>: {p}: {m}" for p, m in exc.problems)
+            lines.extend(_line(path, "<file>", p, m) for p, m in exc.problems)
             continue
-        if not loaded_docs:
-            lines.append(f"{path}: <file>: : no ScalingPolicy document in file")
-        for loaded in loaded_docs:
+        ours = [d for d in loaded_docs if not _other_kind(d.doc)]
+        if not ours:
+            lines.append(_line(path, "<file>", "", "no ScalingPolicy document in file"))
+        for loaded in ours:
             name = policy_name(loaded.doc)
+            if name == "<unnamed>":
+                name = f"<document {loaded.index + 1}>"
             try:
-                parse_policy(loaded.doc)
+                policy = parse_policy(loaded.doc)
             except SpecError as exc:
-                lines.extend(f"{path}: {name}: {p}: {m}" for p, m in exc.problems)
+                lines.extend(_line(path, name, p, m) for p, m in exc.problems)
+                continue
+            lines.extend(_line(path, name, p, m) for p, m in _cluster_problems(loaded.doc))
+            if policy.key in names:
+                lines.append(
+                    _line(
+                        path,
+                        name,
+                        "metadata.name",
+                        f"ScalingPolicy {policy.key} is defined twice (also in {names[policy.key]})",
+                    )
+                )
+                continue
+            names[policy.key] = path
+            if policy.spec.mode is not Mode.ACTIVE:
+                continue
+            ident = _target_identity(policy)
+            if ident in active:
+                other, where = active[ident]
+                lines.append(
+                    _line(
+                        path,
+                        name,
+                        "spec.target",
+                        f"{policy.spec.target.describe()} is also scaled by Active policy "
+                        f"{other} ({where}); make one of them Shadow or Paused",
+                    )
+                )
+            else:
+                active[ident] = (policy.key, path)
     return lines
 
 
