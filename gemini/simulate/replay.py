@@ -131,13 +131,22 @@ class ModelReader:
         self.mapping = dict(mapping)  # policy metric name -> observable
         self.delay = float(delay_seconds)
         self.sample_seconds = float(sample_seconds)
-        names = sorted(set(self.mapping.values()))
+        # `utilization` of pods is read like HPA reads per-pod metrics: the sampled load over the
+        # replicas that exist at read time (a starting pod counts with 0 % usage), so a stale
+        # sample does not compound scale-ups. Bigtable `cpu` is the measured (sampled) value.
+        self._per_replica = model.kind != "bigtable"
+        names = sorted(
+            {"load" if self._derived(n) else n for n in self.mapping.values()}
+        )
         self._names = names
         self._times: dict[str, list[float]] = {n: [] for n in names}
         self._samples: dict[str, list[Sample]] = {n: [] for n in names}
         self._visible: dict[str, int] = dict.fromkeys(names, 0)
         self._cache: dict[tuple[str, int, int], Observation] = {}
         self._next_sample: float | None = None
+
+    def _derived(self, name: str) -> bool:
+        return name == "utilization" and self._per_replica
 
     def sample(self, t: float, load: float) -> None:
         """Record the observables at `t` if a sample is due."""
@@ -165,22 +174,29 @@ class ModelReader:
                     Observation.failed(metric.name, "not_found", "no observable mapped")
                 )
                 continue
-            times = self._times[name]
-            vis = self._visible[name]
+            derived = self._derived(name)
+            stored = "load" if derived else name
+            times = self._times[stored]
+            vis = self._visible[stored]
             while vis < len(times) and times[vis] <= horizon:
                 vis += 1
-            self._visible[name] = vis
+            self._visible[stored] = vis
             if vis == 0:
                 out.append(Observation.failed(metric.name, "empty", "no sample visible yet"))
                 continue
             w = metric.window_seconds
             lo = vis - 1 if w <= 0 else min(vis - 1, bisect.bisect_right(times, nowt - w, 0, vis))
-            key = (metric.name, lo, vis)
+            count = self.model.count if derived else -1
+            key = (metric.name, lo, vis, count)
             obs = self._cache.get(key)
             if obs is None:
                 if len(self._cache) > 64:
                     self._cache.clear()
-                obs = Observation(metric.name, tuple(self._samples[name][lo:vis]))
+                samples = self._samples[stored][lo:vis]
+                if derived:
+                    per = max(count, 1) * self.model.capacity_per_replica
+                    samples = [Sample(s.at, s.value / per) for s in samples]
+                obs = Observation(metric.name, tuple(samples))
                 self._cache[key] = obs
             out.append(obs)
         return out

@@ -117,6 +117,10 @@ class Outcome:
     wall_seconds: float
 
     @property
+    def scenario_slo(self) -> Slo:
+        return slo_of(self.scenario)
+
+    @property
     def oracle_hours(self) -> float:
         oracle = oracle_run(
             self.grid, self.scenario.model.capacity_per_replica, slo_of(self.scenario),

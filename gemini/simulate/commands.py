@@ -1,0 +1,180 @@
+"""`gemini simulate` and `gemini tune`: the shell around the simulator (files, console, store).
+
+Owns argument handling, error lines (`FILE: field: message` on stderr, exit 1), the console
+table, the JSON/JSONL/HTML outputs and the optional decision store. Must not import
+`gemini.metrics` sources or cloud libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gemini.errors import SpecError
+from gemini.policy.decision import Decision
+
+
+def _problems(path: Path, exc: SpecError) -> int:
+    for where, message in exc.problems:
+        print(f"{path}: {where}: {message}" if where else f"{path}: {message}", file=sys.stderr)
+    return 1
+
+
+def print_table(data: dict[str, Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = [
+        ("name", "name"),
+        ("kind", "kind"),
+        ("capacityHours", "cap-hours"),
+        ("oracleRatio", "x oracle"),
+        ("cost", "cost"),
+        ("sloViolationMinutes", "viol. min"),
+        ("scaleEvents", "events"),
+        ("flaps", "flaps"),
+        ("maxReplicas", "max"),
+        ("meanReplicas", "mean"),
+    ]
+    for _, label in cols:
+        table.add_column(label, justify="right" if label not in ("name", "kind") else "left")
+    for r in data["results"]:
+        table.add_row(*["-" if r.get(k) is None else str(r.get(k)) for k, _ in cols])
+    Console(file=sys.stdout, width=120).print(table)
+
+
+class _StoreWriter:
+    def __init__(self, store: Any, batch: int = 5000) -> None:
+        self.store = store
+        self.batch = batch
+        self.buf: list[Decision] = []
+        self.written = 0
+
+    def add(self, decision: Decision) -> None:
+        self.buf.append(decision)
+        if len(self.buf) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.store.write_many(self.buf)
+            self.written += len(self.buf)
+            self.buf = []
+
+
+def _open_store(url: str) -> Any:
+    try:
+        from gemini.store import open_store
+    except ImportError as exc:
+        raise RuntimeError(f"--db: the decision store is unavailable ({exc})") from None
+    return open_store(url)
+
+
+def simulate_command(
+    scenario: Path,
+    json_out: Path | None,
+    decisions: Path | None,
+    report: Path | None,
+    db: str | None,
+) -> int:
+    from gemini.simulate.runner import simulate
+    from gemini.simulate.scenario import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except SpecError as exc:
+        return _problems(scenario, exc)
+    store = None
+    if db:
+        try:
+            store = _open_store(db)
+        except Exception as exc:
+            print(f"{scenario}: --db: cannot open decision store {db!r}: {exc}", file=sys.stderr)
+            return 1
+    writer = _StoreWriter(store) if store is not None else None
+    fh = decisions.open("w") if decisions is not None else None
+    hooks: list[Callable[[Decision], None]] = []
+    if fh is not None:
+        dumps = json.dumps
+        write = fh.write
+        hooks.append(lambda d: write(dumps(d.to_dict(), separators=(",", ":")) + "\n"))
+    if writer is not None:
+        hooks.append(writer.add)
+    on_decision: Callable[[Decision], None] | None = None
+    if len(hooks) == 1:
+        on_decision = hooks[0]
+    elif hooks:
+
+        def on_decision(d: Decision) -> None:
+            for h in hooks:
+                h(d)
+
+    try:
+        outcome = simulate(sc, on_decision=on_decision)
+        if writer is not None:
+            writer.flush()
+    except Exception as exc:
+        print(f"{scenario}: simulation failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if fh is not None:
+            fh.close()
+        if store is not None:
+            store.close()
+    data = outcome.to_dict()
+    print_table(data, f"{data['scenario']}: {data['steps']} steps, {data['wallSeconds']} s")
+    if json_out is not None:
+        json_out.write_text(json.dumps(data, indent=2) + "\n")
+    if report is not None:
+        from gemini.simulate.report import write_report
+
+        write_report(outcome, report)
+    if writer is not None:
+        print(f"stored {writer.written} decisions in {db}")
+    return 0
+
+
+def tune_command(
+    scenario: Path,
+    trials: int,
+    seed: int,
+    json_out: Path | None,
+    out_policy: Path | None,
+    jobs: int,
+) -> int:
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import tune, write_manifest
+
+    try:
+        sc = load_scenario(scenario)
+    except SpecError as exc:
+        return _problems(scenario, exc)
+    if not sc.policies:
+        print(f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr)
+        return 1
+    try:
+        result = tune(sc, trials=trials, seed=seed, jobs=jobs, progress=True)
+    except SpecError as exc:
+        return _problems(scenario, exc)
+    data = result.to_dict()
+    rows = []
+    for name, part in (
+        ("tuned", data["best"]),
+        ("hpa-default", data["baselines"]["hpa-default"]),
+        ("oracle", data["baselines"]["oracle"]),
+    ):
+        for split in ("train", "test"):
+            r = dict(part[split])
+            r["name"] = name
+            r["kind"] = split
+            rows.append(r)
+    print_table({"results": rows}, f"tune {data['scenario']}: {trials} trials, seed {seed}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(data, indent=2) + "\n")
+    if out_policy is not None:
+        write_manifest(result.policy, out_policy)
+    return 0

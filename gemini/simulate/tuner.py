@@ -1,0 +1,319 @@
+"""The tuner: search a policy's parameters to minimise cost under an SLO budget (Optuna, seeded).
+
+Owns the search space, the train/test split (train on the first `tune.trainFraction` of the
+series, report the held-back rest separately: the search never sees it), parallel evaluation in
+worker processes and the best manifest. Every evaluation is a full closed-loop replay through
+`gemini.loop.tick`. Must not import `gemini.metrics` sources, `gemini.scalers` (other than via the
+replay) or cloud libraries.
+
+Objective: capacity-hours on the training part; constraint: SLO-violation minutes on the
+training part <= the budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on
+the same part). Optuna's TPE sampler handles the constraint (feasible trials always rank first).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gemini.errors import SpecError
+from gemini.policy.spec import ScalingPolicy, TargetType, parse_policy
+from gemini.simulate.replay import Grid
+from gemini.simulate.runner import (
+    baseline_runs,
+    grid_of,
+    hpa_default_policy,
+    run_policy,
+    score_run,
+    slo_of,
+)
+from gemini.simulate.scenario import Range, Scenario
+from gemini.simulate.scoring import Score, oracle_counts
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    low: float
+    high: float
+    integer: bool = True
+    log: bool = False
+
+
+def search_space(policy: ScalingPolicy, overrides: dict[str, Range] | None = None) -> list[Param]:
+    """Declared parameters with defaults; `tune.space` in the scenario overrides the ranges."""
+    space: list[Param] = []
+    metric = policy.spec.metrics[0]
+    if metric.target is not None:
+        if metric.target.type is TargetType.UTILIZATION:
+            space.append(Param("target", 30, 95))
+        else:
+            amount = metric.target.amount
+            space.append(Param("target", amount * 0.4, amount * 2.5, integer=False, log=True))
+    elif metric.step_scaling is not None:
+        space.append(Param("stepScale", 0.5, 2.0, integer=False, log=True))
+    space += [
+        Param("tolerance", 0.0, 0.2, integer=False),
+        Param("scaleUpWindow", 0, 300),
+        Param("scaleUpPercent", 20, 400, log=True),
+        Param("scaleUpPeriod", 15, 120),
+        Param("scaleUpCooldown", 0, 300),
+        Param("scaleDownWindow", 0, 1800),
+        Param("scaleDownPercent", 5, 100, log=True),
+        Param("scaleDownPeriod", 15, 600),
+        Param("scaleDownCooldown", 0, 900),
+    ]
+    for name, rng in (overrides or {}).items():
+        known = {p.name for p in space}
+        if name not in known:
+            raise SpecError(
+                f"tune.space.{name}: unknown parameter",
+                [(f"tune.space.{name}", f"unknown parameter; known: {', '.join(sorted(known))}")],
+            )
+        space = [
+            Param(p.name, rng.low, rng.high, p.integer, rng.log) if p.name == name else p
+            for p in space
+        ]
+    return space
+
+
+def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPolicy:
+    """A copy of the policy with the parameters set; validated like any manifest."""
+    doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
+    doc.pop("status", None)
+    spec = doc["spec"]
+    m0 = spec["metrics"][0]
+    if "target" in params and "target" in m0:
+        t = m0["target"]
+        if t["type"] == "Utilization":
+            t["averageUtilization"] = int(round(params["target"]))
+        elif t["type"] == "AverageValue":
+            t["averageValue"] = float(params["target"])
+        else:
+            t["value"] = float(params["target"])
+    if "stepScale" in params and "stepScaling" in m0:
+        f = float(params["stepScale"])
+        for step in m0["stepScaling"]["steps"]:
+            for key in ("lowerBound", "upperBound"):
+                if step.get(key) is not None:
+                    step[key] = step[key] * f
+    behavior = spec.setdefault("behavior", {})
+    for direction, prefix in (("scaleUp", "scaleUp"), ("scaleDown", "scaleDown")):
+        rules = behavior.get(direction) or {}
+        if f"{prefix}Window" in params:
+            rules["stabilizationWindowSeconds"] = int(params[f"{prefix}Window"])
+        if f"{prefix}Percent" in params:
+            period = int(params.get(f"{prefix}Period", 15))
+            pct = int(round(params[f"{prefix}Percent"]))
+            pols: list[dict[str, Any]] = [
+                {"type": "Percent", "value": pct, "periodSeconds": period}
+            ]
+            if direction == "scaleUp":
+                pols.append({"type": "Pods", "value": 4, "periodSeconds": period})
+            rules["policies"] = pols
+            rules["selectPolicy"] = "Max"
+        if f"{prefix}Cooldown" in params:
+            rules["cooldownSeconds"] = int(params[f"{prefix}Cooldown"])
+        if "tolerance" in params:
+            rules["tolerance"] = round(float(params["tolerance"]), 4)
+        behavior[direction] = rules
+    return parse_policy(doc)
+
+
+# -- worker side ---------------------------------------------------------------------------------
+
+_CTX: dict[str, Any] = {}
+
+
+def _evaluate(params: dict[str, float]) -> tuple[float, float]:
+    scenario: Scenario = _CTX["scenario"]
+    grid: Grid = _CTX["train"]
+    try:
+        policy = apply_params(_CTX["base"], params)
+    except SpecError:
+        return float("inf"), float("inf")
+    run = run_policy(scenario, policy, grid)
+    s = score_run(scenario, run)
+    return s.capacity_hours, s.slo_violation_minutes
+
+
+@dataclass(slots=True)
+class TuneResult:
+    scenario: Scenario
+    trials: int
+    seed: int
+    policy: ScalingPolicy
+    params: dict[str, float]
+    train: Score
+    test: Score
+    baselines: dict[str, dict[str, Score]]
+    oracle_hours: dict[str, float]
+    budget: float
+    train_step: float
+    feasible: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
+        doc.pop("status", None)
+        return {
+            "scenario": self.scenario.name,
+            "trials": self.trials,
+            "seed": self.seed,
+            "sloBudgetMinutes": round(self.budget, 4),
+            "trainStepSeconds": self.train_step,
+            "feasible": self.feasible,
+            "best": {
+                "policy": doc,
+                "params": self.params,
+                "train": self.train.to_dict(self.oracle_hours["train"]),
+                "test": self.test.to_dict(self.oracle_hours["test"]),
+            },
+            "baselines": {
+                name: {
+                    split: s.to_dict(self.oracle_hours[split]) for split, s in parts.items()
+                }
+                for name, parts in self.baselines.items()
+            },
+        }
+
+
+def _train_grid(scenario: Scenario, train: Grid) -> Grid:
+    t = scenario.spec.tune
+    if t.max_days is not None:
+        keep = int(t.max_days * 86400 / train.step)
+        if keep < len(train):
+            cut = len(train) - keep
+            train = Grid(train.time(cut), train.step, train.demand[cut:], train.masked[cut:])
+    return train.decimated(t.decimate)
+
+
+def tune(
+    scenario: Scenario,
+    *,
+    trials: int = 100,
+    seed: int = 0,
+    jobs: int = 2,
+    progress: bool = False,
+    policy_index: int = 0,
+) -> TuneResult:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = scenario.policies[policy_index]
+    space = search_space(base, scenario.spec.tune.space)
+    full = grid_of(scenario)
+    train_full, test = full.split(scenario.spec.tune.train_fraction)
+    train = _train_grid(scenario, train_full)
+    slo = slo_of(scenario)
+    cap = scenario.model.capacity_per_replica
+    test_initial = max(1, oracle_counts(test, cap, slo, scenario.model.floor)[0])
+
+    # baselines on exactly the grids the tuned policy is scored on
+    hpa = hpa_default_policy(scenario, full)
+    hpa_train = score_run(scenario, run_policy(scenario, hpa, train, kind="baseline"))
+    budget = scenario.spec.tune.slo_budget_minutes
+    if budget is None:
+        budget = hpa_train.slo_violation_minutes
+
+    _CTX.update(scenario=scenario, train=train, base=base)
+
+    def constraints(trial: Any) -> list[float]:
+        return [float(trial.user_attrs.get("excess", 0.0))]
+
+    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=trials, desc=f"tune {scenario.name}", unit="trial")
+    workers = max(1, min(jobs, os.cpu_count() or 1))
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        done = 0
+        while done < trials:
+            batch = [study.ask() for _ in range(min(workers, trials - done))]
+            params_list = []
+            for trial in batch:
+                params: dict[str, float] = {}
+                for p in space:
+                    if p.integer:
+                        params[p.name] = trial.suggest_int(
+                            p.name, int(p.low), int(p.high), log=p.log and p.low > 0
+                        )
+                    else:
+                        params[p.name] = trial.suggest_float(
+                            p.name, p.low, p.high, log=p.log and p.low > 0
+                        )
+                params_list.append(params)
+            if pool is not None:
+                outs = list(pool.map(_evaluate, params_list))
+            else:
+                outs = [_evaluate(p) for p in params_list]
+            for trial, (hours, viol) in zip(batch, outs, strict=True):
+                trial.set_user_attr("violationMinutes", viol)
+                trial.set_user_attr("excess", viol - budget)
+                study.tell(trial, hours)
+            done += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        if bar is not None:
+            bar.close()
+
+    finished = [t for t in study.trials if t.value is not None]
+    feasible = [t for t in finished if t.user_attrs["excess"] <= 0]
+    if feasible:
+        best = min(feasible, key=lambda t: (t.value, t.number))
+    else:
+        best = min(finished, key=lambda t: (t.user_attrs["excess"], t.value, t.number))
+    params = dict(best.params)
+    policy = apply_params(base, params)
+    meta = copy.deepcopy(policy.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    meta["metadata"].setdefault("annotations", {})
+    meta["metadata"]["annotations"]["gemini.dev/tuned-on"] = scenario.name
+    policy = parse_policy({k: v for k, v in meta.items() if k != "status"})
+
+    # final scores: train at the tuning resolution, test (held back) at full resolution
+    train_s = score_run(scenario, run_policy(scenario, policy, train))
+    test_s = score_run(scenario, run_policy(scenario, policy, test, initial=test_initial))
+    hpa_test = score_run(
+        scenario, run_policy(scenario, hpa, test, initial=test_initial, kind="baseline")
+    )
+    oracle_train = score_run(scenario, baseline_runs(scenario, train, ["oracle"])[0])
+    oracle_test = score_run(scenario, baseline_runs(scenario, test, ["oracle"])[0])
+    return TuneResult(
+        scenario=scenario,
+        trials=trials,
+        seed=seed,
+        policy=policy,
+        params={k: float(v) for k, v in params.items()},
+        train=train_s,
+        test=test_s,
+        baselines={
+            "hpa-default": {"train": hpa_train, "test": hpa_test},
+            "oracle": {"train": oracle_train, "test": oracle_test},
+        },
+        oracle_hours={
+            "train": oracle_train.capacity_hours,
+            "test": oracle_test.capacity_hours,
+        },
+        budget=budget,
+        train_step=train.step,
+        feasible=bool(feasible),
+    )
+
+
+def write_manifest(policy: ScalingPolicy, path: str | Path) -> None:
+    """The manifest as YAML, ready for `kubectl apply` (and `gemini validate`)."""
+    doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
+    doc.pop("status", None)
+    Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
