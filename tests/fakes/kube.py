@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -551,6 +551,7 @@ class KubeServer:
         self._faults: list[_Fault] = []
         self._denials: list[_Denial] = []
         self._drop_generation = 0
+        self._hooks: list[Callable[[str, str], None]] = []
         self._stopping = False
         self.log: deque[RequestRecord] = deque(maxlen=100_000)
         self._httpd: ThreadingHTTPServer | None = None
@@ -809,6 +810,19 @@ class KubeServer:
                 _Fault(method, path, code, count, message or f"injected failure {code} for {path}")
             )
 
+    def on_request(self, hook: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call `hook(method, path)` before each API request is handled (e.g. to change an
+        object between a client's read and its write). Returns a function that removes it."""
+        with self._lock:
+            self._hooks.append(hook)
+
+        def remove() -> None:
+            with self._lock:
+                if hook in self._hooks:
+                    self._hooks.remove(hook)
+
+        return remove
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -1007,6 +1021,10 @@ class KubeServer:
         path = parts.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         verb, resource = method.lower(), ""
+        with self._lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            hook(method, path)
         try:
             with self._lock:
                 route = self._route(path) if self._is_resource_path(path) else None

@@ -1,0 +1,362 @@
+"""`KubernetesScaler`: read and write any workload's `/scale` subresource.
+
+Owns the Kubernetes side of the `Scaler` protocol: resolving the target's apiVersion + kind to a
+resource through API discovery (Deployment, StatefulSet, or any custom resource with a scale
+subresource), reading current / ready replicas and whether a rollout is in progress, refusing a
+target that an HPA or a KEDA ScaledObject already scales, and writing `spec.replicas` through
+`/scale` with optimistic concurrency (a 409 re-reads and retries a bounded number of times; the
+write always carries the resourceVersion it read, so it never blind-overwrites).
+Must not import `gemini.metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from gemini import kubeclient
+from gemini.errors import ScaleError, ScaleRefused, TargetNotFound
+from gemini.policy.decision import Capacity
+from gemini.scalers import ApplyResult, ApplyStatus, TargetRef
+
+TARGET_CONFLICT = "TargetConflict"
+FORBIDDEN = "Forbidden"
+NO_SCALE_SUBRESOURCE = "NoScaleSubresource"
+READ_FAILED = "TargetReadFailed"
+SCALED = "Scaled"
+UNCHANGED = "AlreadyAtDesired"
+CONFLICT = "ScaleConflict"
+INVALID = "InvalidReplicas"
+API_ERROR = "KubernetesError"
+
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+
+
+class KubernetesScaler:
+    """Scales Kubernetes workloads through `/scale`.
+
+    `api_client`: a `kubernetes.client.ApiClient` (default: `gemini.kubeclient.api_client()`:
+    in-cluster config or the default kubeconfig). `max_attempts`: writes tried per `apply` when
+    the target changes under us (HTTP 409). `check_conflicts`: look for HPAs / KEDA
+    ScaledObjects targeting the workload (needs `list` on both; a 403 there is reported).
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient | None = None,
+        *,
+        max_attempts: int = 3,
+        check_conflicts: bool = True,
+        timeout_seconds: float = kubeclient.DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.api: Any = api_client if api_client is not None else kubeclient.api_client()
+        self.discovery = kubeclient.Discovery(self.api)
+        self.max_attempts = max_attempts
+        self.check_conflicts = check_conflicts
+        self.timeout = timeout_seconds
+
+    # -- protocol ----------------------------------------------------------------------------
+
+    def capacity(self, ref: TargetRef, now: datetime) -> Capacity:
+        res, name = self._resolve(ref)
+        scale = self._get_scale(ref, res, name)
+        current = int(scale.get("spec", {}).get("replicas") or 0)
+        status_replicas = int(scale.get("status", {}).get("replicas") or 0)
+        detail: dict[str, Any] = {
+            "resource": res.qualified,
+            "resourceVersion": scale.get("metadata", {}).get("resourceVersion"),
+            "statusReplicas": status_replicas,
+        }
+        ready = status_replicas
+        workload = self._get_workload(ref, res, name)
+        if workload is not None:
+            status = workload.get("status") or {}
+            if "readyReplicas" in status or ref_kind(ref) in ("Deployment", "StatefulSet"):
+                ready = int(status.get("readyReplicas") or 0)
+            detail["readyReplicas"] = ready
+            rollout, why = rollout_in_progress(workload, current)
+            detail["rolloutInProgress"] = rollout
+            if why:
+                detail["rollout"] = why
+        blocked = None
+        if self.check_conflicts:
+            owners = self._owners(ref)
+            if owners:
+                blocked = TARGET_CONFLICT
+                detail["conflict"] = conflict_message(ref, owners)
+        return Capacity(current=current, ready=ready, blocked=blocked, detail=detail)
+
+    def apply(self, ref: TargetRef, desired: int, now: datetime) -> ApplyResult:
+        if desired < 0:
+            return ApplyResult(ApplyStatus.FAILED, 0, INVALID, f"desired replicas {desired} < 0")
+        try:
+            res, name = self._resolve(ref)
+            scale = self._get_scale(ref, res, name)
+            if self.check_conflicts:
+                owners = self._owners(ref)
+                if owners:
+                    current = int(scale.get("spec", {}).get("replicas") or 0)
+                    return ApplyResult(
+                        ApplyStatus.REFUSED, current, TARGET_CONFLICT, conflict_message(ref, owners)
+                    )
+        except TargetNotFound as exc:
+            return ApplyResult(ApplyStatus.FAILED, 0, exc.reason, str(exc))
+        except ScaleRefused as exc:
+            return ApplyResult(ApplyStatus.REFUSED, 0, exc.reason, str(exc))
+        except ScaleError as exc:
+            return ApplyResult(ApplyStatus.FAILED, 0, exc.reason, str(exc))
+
+        path = res.path(ref.namespace, name, "scale")
+        conflicts = 0
+        while True:
+            current = int(scale.get("spec", {}).get("replicas") or 0)
+            if current == desired:
+                note = f" (after {conflicts} conflicting writes)" if conflicts else ""
+                return ApplyResult(
+                    ApplyStatus.UNCHANGED, current, UNCHANGED, f"already {current}{note}"
+                )
+            body = {
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {
+                    "name": name,
+                    "namespace": ref.namespace,
+                    "resourceVersion": scale.get("metadata", {}).get("resourceVersion"),
+                },
+                "spec": {"replicas": desired},
+            }
+            try:
+                out = kubeclient.request(self.api, "PUT", path, body, timeout=self.timeout)
+            except Exception as exc:
+                err = kubeclient.describe(exc)
+                if err.code == 409:
+                    conflicts += 1
+                    if conflicts >= self.max_attempts:
+                        return ApplyResult(
+                            ApplyStatus.CONFLICT,
+                            current,
+                            CONFLICT,
+                            f"{describe_target(ref)} changed under us {conflicts} times; "
+                            f"last: {err.message}",
+                        )
+                    try:
+                        scale = self._get_scale(ref, res, name)
+                    except ScaleError as again:
+                        return _result_for(again, current)
+                    continue
+                return _write_failure(ref, res, err, current)
+            replicas = int((out or {}).get("spec", {}).get("replicas", desired))
+            return ApplyResult(
+                ApplyStatus.APPLIED,
+                replicas,
+                SCALED,
+                f"{describe_target(ref)}: {current} -> {replicas}",
+            )
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _resolve(self, ref: TargetRef) -> tuple[kubeclient.Resource, str]:
+        k = ref.target.kubernetes
+        if k is None:
+            raise ScaleRefused(
+                f"{ref.policy}: target is not a Kubernetes workload", "WrongTargetKind"
+            )
+        try:
+            res = self.discovery.resolve(k.api_version, k.kind)
+        except kubeclient.UnknownKind as exc:
+            raise TargetNotFound(f"{describe_target(ref)}: {exc}") from None
+        except Exception as exc:
+            raise _read_error(
+                ref, kubeclient.describe(exc), "get", f"{k.api_version} discovery"
+            ) from None
+        if "scale" not in res.subresources:
+            raise ScaleRefused(
+                f"{describe_target(ref)}: {res.qualified} has no /scale subresource",
+                NO_SCALE_SUBRESOURCE,
+            )
+        return res, k.name
+
+    def _get_scale(self, ref: TargetRef, res: kubeclient.Resource, name: str) -> dict[str, Any]:
+        path = res.path(ref.namespace, name, "scale")
+        try:
+            out = kubeclient.request(self.api, "GET", path, timeout=self.timeout)
+        except Exception as exc:
+            err = kubeclient.describe(exc)
+            if err.code == 404:
+                raise TargetNotFound(
+                    f"{describe_target(ref)} not found in namespace {ref.namespace}"
+                ) from None
+            if err.code == 403:
+                raise forbidden("get", res, "scale", ref.namespace, err) from None
+            raise _read_error(ref, err, "get", f"{res.plural}/scale") from None
+        if not isinstance(out, dict):
+            raise ScaleError(f"{describe_target(ref)}: /scale answered {out!r}", READ_FAILED)
+        return out
+
+    def _get_workload(
+        self, ref: TargetRef, res: kubeclient.Resource, name: str
+    ) -> dict[str, Any] | None:
+        """The workload itself, for ready replicas and rollout state; None when not readable
+        (e.g. RBAC grants only `*/scale`): then the scale's status stands in."""
+        try:
+            out = kubeclient.request(
+                self.api, "GET", res.path(ref.namespace, name), timeout=self.timeout
+            )
+        except Exception:
+            return None
+        return out if isinstance(out, dict) else None
+
+    def _owners(self, ref: TargetRef) -> list[str]:
+        """HPAs and KEDA ScaledObjects in the namespace whose scaleTargetRef is this target."""
+        k = ref.target.kubernetes
+        assert k is not None
+        owners: list[str] = []
+        hpa_path = f"/apis/autoscaling/v2/namespaces/{ref.namespace}/horizontalpodautoscalers"
+        for item in self._list(ref, hpa_path, "autoscaling", "horizontalpodautoscalers"):
+            if targets(item, k.api_version, k.kind, k.name, default_kind=None):
+                owners.append(f"HorizontalPodAutoscaler {_name(item)}")
+        if self.discovery.served(KEDA_API_VERSION):
+            keda_path = f"/apis/{KEDA_API_VERSION}/namespaces/{ref.namespace}/scaledobjects"
+            for item in self._list(ref, keda_path, "keda.sh", "scaledobjects"):
+                if targets(item, k.api_version, k.kind, k.name, default_kind="Deployment"):
+                    owners.append(f"KEDA ScaledObject {_name(item)}")
+        return owners
+
+    def _list(self, ref: TargetRef, path: str, group: str, plural: str) -> list[dict[str, Any]]:
+        try:
+            out = kubeclient.request(self.api, "GET", path, timeout=self.timeout)
+        except Exception as exc:
+            err = kubeclient.describe(exc)
+            if err.code == 404:
+                return []  # the API is not installed: nobody else scales through it
+            if err.code == 403:
+                raise ScaleRefused(
+                    f"cannot list {plural} in namespace {ref.namespace} (needed to detect "
+                    f"conflicting autoscalers): grant list on {group} {plural}",
+                    FORBIDDEN,
+                ) from None
+            raise _read_error(ref, err, "list", plural) from None
+        items = out.get("items", []) if isinstance(out, dict) else []
+        return [i for i in items if isinstance(i, dict)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers (pure)
+
+
+def ref_kind(ref: TargetRef) -> str:
+    return ref.target.kubernetes.kind if ref.target.kubernetes is not None else ""
+
+
+def describe_target(ref: TargetRef) -> str:
+    k = ref.target.kubernetes
+    if k is None:
+        return ref.policy
+    return f"{k.kind} {ref.namespace}/{k.name}"
+
+
+def _name(item: Mapping[str, Any]) -> str:
+    meta = item.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '?')}".lstrip("/")
+
+
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def targets(
+    item: Mapping[str, Any], api_version: str, kind: str, name: str, *, default_kind: str | None
+) -> bool:
+    """Whether an HPA / ScaledObject's `spec.scaleTargetRef` points at this workload.
+
+    The group is compared, not the version (`apps/v1` and `apps/v1beta2` name the same object);
+    KEDA defaults a missing kind to Deployment (apps/v1).
+    """
+    ref = (item.get("spec") or {}).get("scaleTargetRef") or {}
+    if ref.get("name") != name:
+        return False
+    their_kind = ref.get("kind") or default_kind
+    if their_kind is not None and their_kind != kind:
+        return False
+    their_api = ref.get("apiVersion") or ("apps/v1" if default_kind else None)
+    return their_api is None or _group(their_api) == _group(api_version)
+
+
+def conflict_message(ref: TargetRef, owners: list[str]) -> str:
+    return f"{describe_target(ref)} is already scaled by {', '.join(owners)}; not acting on it"
+
+
+def rollout_in_progress(workload: Mapping[str, Any], desired: int) -> tuple[bool, str]:
+    """(in progress, why) from a workload's generation and status."""
+    meta = workload.get("metadata") or {}
+    status = workload.get("status") or {}
+    generation = meta.get("generation")
+    observed = status.get("observedGeneration")
+    if generation is not None and observed is not None and int(observed) < int(generation):
+        return True, f"observedGeneration {observed} < generation {generation}"
+    kind = workload.get("kind")
+    if kind in ("Deployment", "StatefulSet") and status:
+        updated = int(status.get("updatedReplicas") or 0)
+        if updated < desired:
+            return True, f"updatedReplicas {updated} < replicas {desired}"
+    if kind == "StatefulSet":
+        cur, upd = status.get("currentRevision"), status.get("updateRevision")
+        if cur and upd and cur != upd:
+            return True, f"currentRevision {cur} != updateRevision {upd}"
+    return False, ""
+
+
+def forbidden(
+    verb: str, res: kubeclient.Resource, sub: str | None, namespace: str, err: kubeclient.KubeError
+) -> ScaleRefused:
+    resource = f"{res.plural}/{sub}" if sub else res.plural
+    group = res.group or "core"
+    return ScaleRefused(
+        f"cannot {verb} {resource} in namespace {namespace}: grant {verb} on {group} {resource} "
+        f"({err.message})",
+        FORBIDDEN,
+    )
+
+
+def _read_error(ref: TargetRef, err: kubeclient.KubeError, verb: str, what: str) -> ScaleError:
+    if err.code == 403:
+        return ScaleRefused(
+            f"cannot {verb} {what} in namespace {ref.namespace}: {err.message}", FORBIDDEN
+        )
+    return ScaleError(f"{describe_target(ref)}: {verb} {what} failed: {err.message}", READ_FAILED)
+
+
+def _result_for(exc: ScaleError, current: int) -> ApplyResult:
+    if isinstance(exc, TargetNotFound):
+        return ApplyResult(ApplyStatus.FAILED, current, exc.reason, str(exc))
+    if isinstance(exc, ScaleRefused):
+        return ApplyResult(ApplyStatus.REFUSED, current, exc.reason, str(exc))
+    return ApplyResult(ApplyStatus.FAILED, current, exc.reason, str(exc))
+
+
+def _write_failure(
+    ref: TargetRef, res: kubeclient.Resource, err: kubeclient.KubeError, current: int
+) -> ApplyResult:
+    if err.code == 403:
+        refused = forbidden("update", res, "scale", ref.namespace, err)
+        return ApplyResult(ApplyStatus.REFUSED, current, refused.reason, str(refused))
+    if err.code == 404:
+        return ApplyResult(
+            ApplyStatus.FAILED,
+            current,
+            TargetNotFound.reason,
+            f"{describe_target(ref)} not found in namespace {ref.namespace}",
+        )
+    if err.code == 422:
+        return ApplyResult(ApplyStatus.FAILED, current, INVALID, err.message)
+    return ApplyResult(
+        ApplyStatus.FAILED, current, API_ERROR, f"{describe_target(ref)}: {err.code} {err.message}"
+    )

@@ -1,0 +1,413 @@
+"""`KubernetesScaler` with the real `kubernetes` client against the local API server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from gemini.errors import ScaleError, ScaleRefused, TargetNotFound
+from gemini.policy.spec import Target
+from gemini.scalers import ApplyStatus, TargetRef
+from gemini.scalers.kubernetes import KubernetesScaler
+from tests.fakes.kube import (
+    KubeServer,
+    ScalePaths,
+    crd,
+    deployment,
+    hpa,
+    kube_server,
+    scaled_object,
+    statefulset,
+)
+
+__all__ = ["kube_server"]
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+SCALE_PATH = "/apis/apps/v1/namespaces/default/deployments/web/scale"
+
+
+def ref(
+    name: str = "web", kind: str = "Deployment", api_version: str = "apps/v1", ns: str = "default"
+) -> TargetRef:
+    target = Target.model_validate(
+        {"kubernetes": {"apiVersion": api_version, "kind": kind, "name": name}}
+    )
+    return TargetRef(f"{ns}/policy", ns, target)
+
+
+@pytest.fixture
+def scaler(kube_server: KubeServer) -> Iterator[KubernetesScaler]:
+    s = KubernetesScaler(kube_server.api_client())
+    yield s
+    s.close()
+
+
+def _install_widgets(server: KubeServer) -> None:
+    server.register_crd(
+        crd(
+            "example.com",
+            "widgets",
+            "Widget",
+            scale=ScalePaths(".spec.size", ".status.size", ".status.selector"),
+        )
+    )
+    server.put_object(
+        {
+            "apiVersion": "example.com/v1alpha1",
+            "kind": "Widget",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"size": 2},
+            "status": {"size": 2, "selector": "app=web"},
+        }
+    )
+
+
+def _spec_replicas(server: KubeServer, kind: str, api_version: str = "apps/v1") -> int:
+    obj = server.get_object(api_version, kind, "web")
+    assert obj is not None
+    spec = obj["spec"]
+    return int(spec.get("replicas", spec.get("size")))
+
+
+# -- reads and writes for every kind ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version", "setup"),
+    [
+        pytest.param(
+            "Deployment",
+            "apps/v1",
+            lambda s: s.put_object(deployment("web", replicas=2)),
+            id="deployment",
+        ),
+        pytest.param(
+            "StatefulSet",
+            "apps/v1",
+            lambda s: s.put_object(statefulset("web", replicas=2)),
+            id="statefulset",
+        ),
+        pytest.param("Widget", "example.com/v1alpha1", _install_widgets, id="custom-resource"),
+    ],
+)
+def test_reads_and_writes_scale_of_any_kind(
+    kube_server: KubeServer, scaler: KubernetesScaler, kind: str, api_version: str, setup: Any
+) -> None:
+    setup(kube_server)
+    target = ref(kind=kind, api_version=api_version)
+    cap = scaler.capacity(target, NOW)
+    assert (cap.current, cap.ready, cap.blocked) == (2, 2, None)
+    result = scaler.apply(target, 5, NOW)
+    assert (result.status, result.replicas, result.reason) == (ApplyStatus.APPLIED, 5, "Scaled")
+    assert _spec_replicas(kube_server, kind, api_version) == 5
+    again = scaler.apply(target, 5, NOW)
+    assert (again.status, again.replicas) == (ApplyStatus.UNCHANGED, 5)
+    assert scaler.capacity(target, NOW).current == 5
+    puts = kube_server.requests("PUT")
+    assert len(puts) == 1 and puts[0].resource.endswith("/scale")
+
+
+def test_discovery_is_cached(kube_server: KubeServer, scaler: KubernetesScaler) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    for _ in range(3):
+        scaler.capacity(ref(), NOW)
+    assert (
+        len(kube_server.requests("GET", "/apis/apps/v1"))
+        - len(kube_server.requests("GET", "/apis/apps/v1/"))
+        == 1
+    )
+
+
+def test_ready_replicas_come_from_the_workload_status(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=4, ready=1))
+    cap = scaler.capacity(ref(), NOW)
+    assert (cap.current, cap.ready) == (4, 1)
+    assert cap.detail["statusReplicas"] == 4
+
+
+def test_ready_falls_back_to_scale_status_without_workload_read(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=4, ready=1))
+    kube_server.set_status("apps/v1", "Deployment", "web", replicas=3)
+    kube_server.deny("get", "deployments")  # RBAC grants only deployments/scale
+    cap = scaler.capacity(ref(), NOW)
+    assert (cap.current, cap.ready) == (4, 3)
+    assert "rolloutInProgress" not in cap.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "in_progress", "why"),
+    [
+        pytest.param({}, False, "", id="settled"),
+        pytest.param(
+            {"observedGeneration": 0},
+            True,
+            "observedGeneration 0 < generation 1",
+            id="generation-not-observed",
+        ),
+        pytest.param(
+            {"updatedReplicas": 1}, True, "updatedReplicas 1 < replicas 3", id="pods-not-updated"
+        ),
+    ],
+)
+def test_rollout_in_progress(
+    kube_server: KubeServer,
+    scaler: KubernetesScaler,
+    status: dict[str, Any],
+    in_progress: bool,
+    why: str,
+) -> None:
+    kube_server.put_object(deployment("web", replicas=3))
+    if status:
+        kube_server.set_status("apps/v1", "Deployment", "web", **status)
+    detail = scaler.capacity(ref(), NOW).detail
+    assert detail["rolloutInProgress"] is in_progress
+    assert detail.get("rollout", "") == why
+
+
+def test_scale_write_bumps_generation_and_shows_a_rollout(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    scaler.apply(ref(), 6, NOW)
+    cap = scaler.capacity(ref(), NOW)
+    assert cap.detail["rolloutInProgress"] is True
+    kube_server.settle("apps/v1", "Deployment", "web")
+    cap = scaler.capacity(ref(), NOW)
+    assert (cap.current, cap.ready, cap.detail["rolloutInProgress"]) == (6, 6, False)
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+def test_conflict_then_success_re_reads_and_retries(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.fail_next(SCALE_PATH, 409, method="PUT")
+    result = scaler.apply(ref(), 4, NOW)
+    assert (result.status, result.replicas) == (ApplyStatus.APPLIED, 4)
+    assert [r.status for r in kube_server.requests("PUT", SCALE_PATH)] == [409, 200]
+    assert len(kube_server.requests("GET", SCALE_PATH)) == 2  # read, re-read after the 409
+
+
+def test_conflict_forever_gives_conflict_without_overwriting(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.fail_next(SCALE_PATH, 409, method="PUT", count=100)
+    result = scaler.apply(ref(), 4, NOW)
+    assert (result.status, result.reason, result.replicas) == (
+        ApplyStatus.CONFLICT,
+        "ScaleConflict",
+        2,
+    )
+    assert len(kube_server.requests("PUT", SCALE_PATH)) == scaler.max_attempts
+    assert _spec_replicas(kube_server, "Deployment") == 2
+
+
+def test_a_real_concurrent_writer_is_never_overwritten_blindly(kube_server: KubeServer) -> None:
+    """Another writer changes spec.replicas between our read and write: the PUT carries the
+    old resourceVersion, gets a real 409, and the retry starts from the new value."""
+    kube_server.put_object(deployment("web", replicas=2))
+    scaler = KubernetesScaler(kube_server.api_client())
+    fired = threading.Event()
+
+    def other_writer(method: str, path: str) -> None:
+        if method == "PUT" and not fired.is_set():
+            fired.set()
+            kube_server.put_object(deployment("web", replicas=7))  # someone else scales first
+
+    remove = kube_server.on_request(other_writer)
+    try:
+        result = scaler.apply(ref(), 7, NOW)
+    finally:
+        remove()
+        scaler.close()
+    assert (result.status, result.replicas) == (ApplyStatus.UNCHANGED, 7)
+    assert [r.status for r in kube_server.requests("PUT", SCALE_PATH)] == [409]
+
+
+# -- missing, forbidden -------------------------------------------------------------------------
+
+
+def test_missing_target(kube_server: KubeServer, scaler: KubernetesScaler) -> None:
+    with pytest.raises(TargetNotFound, match="Deployment default/web not found"):
+        scaler.capacity(ref(), NOW)
+    result = scaler.apply(ref(), 3, NOW)
+    assert (result.status, result.reason) == (ApplyStatus.FAILED, "TargetNotFound")
+
+
+def test_unknown_kind_and_kind_without_scale(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    with pytest.raises(TargetNotFound, match="serves no kind 'Gizmo'"):
+        scaler.capacity(ref(kind="Gizmo"), NOW)
+    with pytest.raises(TargetNotFound, match=r"does not serve example\.com/v1"):
+        scaler.capacity(ref(kind="Gizmo", api_version="example.com/v1"), NOW)
+    kube_server.put_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}})
+    with pytest.raises(ScaleRefused, match="configmaps has no /scale") as err:
+        scaler.capacity(ref(kind="ConfigMap", api_version="v1"), NOW)
+    assert err.value.reason == "NoScaleSubresource"
+
+
+def test_target_deleted_between_read_and_write(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    assert scaler.capacity(ref(), NOW).current == 2
+    kube_server.delete_object("apps/v1", "Deployment", "web")
+    result = scaler.apply(ref(), 3, NOW)
+    assert (result.status, result.reason) == (ApplyStatus.FAILED, "TargetNotFound")
+
+
+@pytest.mark.parametrize(
+    ("verb", "expected"),
+    [
+        pytest.param(
+            "get",
+            "cannot get deployments/scale in namespace default: grant get on apps deployments/scale",
+            id="read",
+        ),
+        pytest.param(
+            "update",
+            "cannot update deployments/scale in namespace default: grant update on apps "
+            "deployments/scale",
+            id="write",
+        ),
+    ],
+)
+def test_forbidden_names_verb_and_resource(
+    kube_server: KubeServer, scaler: KubernetesScaler, verb: str, expected: str
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.deny(verb, "deployments/scale")
+    result = scaler.apply(ref(), 3, NOW)
+    assert (result.status, result.reason) == (ApplyStatus.REFUSED, "Forbidden")
+    assert result.message.startswith(expected)
+    assert 'User "system:serviceaccount:gemini-system:gemini"' in result.message
+    if verb == "get":
+        with pytest.raises(ScaleRefused) as err:
+            scaler.capacity(ref(), NOW)
+        assert err.value.reason == "Forbidden"
+        assert str(err.value).startswith(expected)
+
+
+def test_conflict_check_needs_list_on_hpas(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.deny("list", "horizontalpodautoscalers")
+    with pytest.raises(ScaleRefused, match="grant list on autoscaling horizontalpodautoscalers"):
+        scaler.capacity(ref(), NOW)
+
+
+def test_server_error_is_a_scale_error(kube_server: KubeServer, scaler: KubernetesScaler) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.fail_next(SCALE_PATH, 503, method="GET")
+    with pytest.raises(ScaleError) as err:
+        scaler.capacity(ref(), NOW)
+    assert err.value.reason == "TargetReadFailed"
+    kube_server.fail_next(SCALE_PATH, 500, method="PUT")
+    result = scaler.apply(ref(), 3, NOW)
+    assert (result.status, result.reason, result.replicas) == (
+        ApplyStatus.FAILED,
+        "KubernetesError",
+        2,
+    )
+
+
+# -- HPA and KEDA conflicts ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keda", "objects", "conflict"),
+    [
+        pytest.param(
+            False,
+            [hpa("web-hpa", "Deployment", "web")],
+            "HorizontalPodAutoscaler default/web-hpa",
+            id="hpa",
+        ),
+        pytest.param(
+            True,
+            [scaled_object("web-so", "web")],
+            "KEDA ScaledObject default/web-so",
+            id="keda-default-kind",
+        ),
+        pytest.param(
+            True,
+            [scaled_object("web-so", "web", target_kind="Deployment")],
+            "KEDA ScaledObject default/web-so",
+            id="keda-explicit-kind",
+        ),
+        pytest.param(False, [hpa("other", "Deployment", "api")], None, id="hpa-for-another-target"),
+        pytest.param(False, [hpa("sts", "StatefulSet", "web")], None, id="hpa-for-another-kind"),
+        pytest.param(
+            True,
+            [scaled_object("so", "web", target_kind="StatefulSet")],
+            None,
+            id="keda-other-kind",
+        ),
+        pytest.param(
+            False,
+            [hpa("h", "Deployment", "web", namespace="other")],
+            None,
+            id="hpa-other-namespace",
+        ),
+        pytest.param(False, [], None, id="no-keda-crd"),
+    ],
+)
+def test_hpa_and_keda_conflicts_block(
+    kube_server: KubeServer,
+    scaler: KubernetesScaler,
+    keda: bool,
+    objects: list[dict[str, Any]],
+    conflict: str | None,
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    if keda:
+        kube_server.install_keda()
+    for obj in objects:
+        kube_server.put_object(obj)
+    cap = scaler.capacity(ref(), NOW)
+    result = scaler.apply(ref(), 4, NOW)
+    if conflict is None:
+        assert cap.blocked is None
+        assert result.status is ApplyStatus.APPLIED
+        return
+    assert cap.blocked == "TargetConflict"
+    assert conflict in cap.detail["conflict"]
+    assert (result.status, result.reason, result.replicas) == (
+        ApplyStatus.REFUSED,
+        "TargetConflict",
+        2,
+    )
+    assert conflict in result.message
+    assert _spec_replicas(kube_server, "Deployment") == 2
+
+
+def test_conflict_checks_can_be_turned_off(kube_server: KubeServer) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.put_object(hpa("web-hpa", "Deployment", "web"))
+    scaler = KubernetesScaler(kube_server.api_client(), check_conflicts=False)
+    try:
+        assert scaler.capacity(ref(), NOW).blocked is None
+        assert scaler.apply(ref(), 3, NOW).status is ApplyStatus.APPLIED
+    finally:
+        scaler.close()
+
+
+def test_negative_desired_is_rejected_without_a_request(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    result = scaler.apply(ref(), -1, NOW)
+    assert (result.status, result.reason) == (ApplyStatus.FAILED, "InvalidReplicas")
+    assert kube_server.requests("PUT") == []
