@@ -74,7 +74,9 @@ class PolicyState:
         event = ScaleEvent(at, to_replicas - from_replicas)
         return replace(self, scale_events=(*self.scale_events, event))
 
-    def pruned(self, now: datetime, keep_recommendations: timedelta, keep_events: timedelta) -> PolicyState:
+    def pruned(
+        self, now: datetime, keep_recommendations: timedelta, keep_events: timedelta
+    ) -> PolicyState:
         recs = tuple(r for r in self.recommendations if now - r.at < keep_recommendations)
         events = tuple(e for e in self.scale_events if now - e.at < keep_events)
         if len(recs) == len(self.recommendations) and len(events) == len(self.scale_events):
@@ -100,9 +102,15 @@ class PolicyState:
         if not data or data.get("version") != STATE_VERSION:
             return PolicyState()
         try:
-            recs = tuple(Recommendation(parse_iso(at), int(n)) for at, n in data.get("recommendations", []))
-            events = tuple(ScaleEvent(parse_iso(at), int(c)) for at, c in data.get("scaleEvents", []))
-            failures = tuple(sorted((str(k), int(v)) for k, v in (data.get("failures") or {}).items()))
+            recs = tuple(
+                Recommendation(parse_iso(at), int(n)) for at, n in data.get("recommendations", [])
+            )
+            events = tuple(
+                ScaleEvent(parse_iso(at), int(c)) for at, c in data.get("scaleEvents", [])
+            )
+            failures = tuple(
+                sorted((str(k), int(v)) for k, v in (data.get("failures") or {}).items())
+            )
             active = data.get("lastActiveAt")
             evaluated = data.get("lastEvaluatedAt")
             return PolicyState(
