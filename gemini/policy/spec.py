@@ -1000,14 +1000,11 @@ def _message(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "invalid"))
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
-    if kind == "literal_error" or kind.startswith(("model_", "dict_")):
-        msg = msg.replace("Input should be", "must be")
-    else:
-        msg = msg.replace("Input should be", "must be").replace("String should", "must")
-        msg = msg.replace("List should", "must")
-        got = _shown(err.get("input"))
-        if got is not None:
-            msg += f" (got {got})"
+    msg = msg.replace("Input should be", "must be").replace("String should", "must")
+    msg = msg.replace("List should", "must")
+    got = _shown(err.get("input"))
+    if got is not None:
+        msg += f" (got {got})"
     return msg
 
 
@@ -1138,7 +1135,11 @@ def problems(policy: ScalingPolicy) -> list[tuple[str, str]]:
 def parse_policy(doc: Any) -> ScalingPolicy:
     """Validate one manifest (a dict). Raises SpecError listing every problem by field path."""
     if not isinstance(doc, dict):
-        raise SpecError("manifest must be a mapping", [("", "manifest must be a mapping")])
+        got = {list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+            type(doc), type(doc).__name__
+        )
+        message = f"a manifest must be a mapping (got {got})"
+        raise SpecError(message, [("", message)])
     try:
         policy = ScalingPolicy.model_validate(doc)
     except ValidationError as exc:
