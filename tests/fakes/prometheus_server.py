@@ -70,7 +70,8 @@ class PrometheusProcess:
         )
 
     def wait_ready(self, query: str, timeout: float = 30.0) -> None:
-        """Until the exporter is up and `query` has a value."""
+        """Until the exporter is up and `query` had a value 2 s ago (tests may query slightly in
+        the past, e.g. with a `now` rounded down to the second)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,7 +79,11 @@ class PrometheusProcess:
                     f"prometheus exited: {(self.dir / 'prometheus.log').read_text()}"
                 )
             try:
-                r = httpx.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=1)
+                r = httpx.get(
+                    f"{self.url}/api/v1/query",
+                    params={"query": query, "time": f"{time.time() - 2:.3f}"},
+                    timeout=1,
+                )
                 if r.status_code == 200 and r.json()["data"]["result"]:
                     return
             except httpx.HTTPError:
