@@ -141,8 +141,12 @@ class FakeBigtableAdmin:
             return instance.Cluster.deserialize(instance.Cluster.serialize(self.clusters[name]))
 
     def delete_cluster(self, name: str) -> None:
+        """Delete the cluster; its running operations end with NOT_FOUND."""
         with self._lock:
             del self.clusters[name]
+            for op in self.in_flight(name):
+                op.fail_with = (grpc.StatusCode.NOT_FOUND, f"cluster {name} was deleted")
+                self._finish(op)
 
     def set_serve_nodes(self, name: str, nodes: int) -> None:
         """Change the node count directly (as if someone else's resize had finished)."""
