@@ -5,7 +5,7 @@ Message data is `Decision.to_dict()` as UTF-8 JSON; the ordering key is the poli
 ("namespace/name"), so a consumer sees one policy's decisions in order; attributes carry
 `policy`, `mode`, `target`, `outcome` for subscription filters. Publishing is asynchronous (the
 client batches in its own threads); a failed publish is counted and logged, and the ordering key
-is resumed so later decisions still go out.
+is resumed on the next decision so later ones still go out.
 Endpoint: `GEMINI_PUBSUB_ENDPOINT=host:port` (plaintext, anonymous credentials) or the client's
 usual `PUBSUB_EMULATOR_HOST`; otherwise Google's endpoint with application default credentials.
 Must not import `gemini.metrics`, `gemini.scalers` or `gemini.dashboard`.
@@ -13,7 +13,6 @@ Must not import `gemini.metrics`, `gemini.scalers` or `gemini.dashboard`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -81,13 +80,25 @@ class PubSubSink:
             "outcome": decision.outcome or "",
         }
         try:
-            fut = self.publisher.publish(self.topic, data, ordering_key=decision.policy, **attrs)
-        except Exception as exc:  # e.g. publisher stopped, or key paused by an earlier failure
+            fut = self._publish(decision.policy, data, attrs)
+        except Exception as exc:  # e.g. the publisher was stopped
             self._failed(decision.policy, exc)
             return
         with self._lock:
             self._pending.add(fut)
         fut.add_done_callback(lambda f: self._done(f, decision.policy))
+
+    def _publish(self, key: str, data: bytes, attrs: dict[str, str]) -> Future[str]:
+        from google.cloud.pubsub_v1.publisher.exceptions import (
+            PublishToPausedOrderingKeyException,
+        )
+
+        fut: Future[str] = self.publisher.publish(self.topic, data, ordering_key=key, **attrs)
+        if fut.done() and isinstance(fut.exception(), PublishToPausedOrderingKeyException):
+            # an earlier publish with this key failed and the client paused the key: resume it
+            self.publisher.resume_publish(self.topic, key)
+            fut = self.publisher.publish(self.topic, data, ordering_key=key, **attrs)
+        return fut
 
     def _done(self, fut: Future[str], key: str) -> None:
         with self._lock:
@@ -104,8 +115,6 @@ class PubSubSink:
             self.failed += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
         log.warning("pubsub publish to %s failed for %s: %s", self.topic, key, exc)
-        with contextlib.suppress(Exception):  # the key was not paused
-            self.publisher.resume_publish(self.topic, key)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait for every publish started so far; False on timeout."""

@@ -296,7 +296,11 @@ class SqlStore:
         try:
             self.version = migrate(self.engine)
         except sa.exc.OperationalError as exc:
+            self.engine.dispose()
             raise StoreError(f"store {_safe(url)}: cannot open: {exc.orig}") from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def write_many(self, decisions: Sequence[Decision]) -> None:
         if not decisions:

@@ -59,15 +59,15 @@ _dbs = itertools.count()
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> str:
-    """A new empty database on the session's server."""
+    """A new empty schema on the session's server (cheaper than a database per test)."""
     import psycopg
 
     name = f"t{os.getpid()}_{next(_dbs)}"
     with psycopg.connect(
         f"{postgres_server.replace('+psycopg', '')}/postgres", autocommit=True
     ) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    return f"{postgres_server}/{name}"
+        c.execute(f'CREATE SCHEMA "{name}"')
+    return f"{postgres_server}/postgres?options=-csearch_path%3D{name}"
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
