@@ -387,6 +387,8 @@ class BigtableScaler:
         now: datetime,
     ) -> tuple[int, str | None]:
         """Hard limits: >= 1 node, >= storage floor, scale-down step per period."""
+        keep = timedelta(seconds=bt.scale_down_period_seconds)
+        mem.changes = [c for c in mem.changes if now - c.at < keep]  # bounded memory
         target, clip = desired, None
         if target < 1:
             target, clip = 1, Why.MIN_ONE_NODE
@@ -395,10 +397,7 @@ class BigtableScaler:
             target, clip = floor, floor_reason
         base = cluster.native[0] if cluster.native is not None else cluster.serve_nodes
         if target < base:
-            period = timedelta(seconds=bt.scale_down_period_seconds)
-            keep = timedelta(seconds=max(bt.scale_down_period_seconds, 1))
-            mem.changes = [c for c in mem.changes if now - c.at < keep]
-            step_floor = scale_down_floor(base, mem.changes, bt.max_scale_down_percent, period, now)
+            step_floor = scale_down_floor(base, mem.changes, bt.max_scale_down_percent, keep, now)
             if target < step_floor:
                 target, clip = step_floor, Why.SCALE_DOWN_LIMIT
         return target, clip
