@@ -207,6 +207,7 @@ class BigtableModel:
             else None
         )
         self._mature = int(initial)  # how many leading nodes are fully ramped (cache)
+        self._last_t = -math.inf
 
     @property
     def count(self) -> int:
@@ -215,6 +216,9 @@ class BigtableModel:
     def ready(self, t: float) -> float:
         nodes = self._nodes
         ramp = self.rebalance_seconds
+        if t < self._last_t:  # the cache assumes time moves forward
+            self._mature = 0
+        self._last_t = t
         i = self._mature
         while i < len(nodes) and (ramp <= 0 or t - nodes[i] >= ramp):
             i += 1

@@ -285,9 +285,10 @@ def observable_for(spec: ScenarioSpec, metric: Any) -> str:
         return spec.observe[name]
     src = metric.source
     if src.pubsub is not None:
-        return "oldestUnackedAgeSeconds" if "age" in src.pubsub.metric.value else "backlog"
+        age = src.pubsub.metric.value == "oldest_unacked_message_age"
+        return "oldestUnackedAgeSeconds" if age else "backlog"
     if src.bigtable is not None:
-        return "storage" if "storage" in src.bigtable.metric.value else "cpu"
+        return "storage" if src.bigtable.metric.value == "storage_utilization" else "cpu"
     target = metric.target
     if target is not None:
         return "utilization" if target.type.value == "Utilization" else "load"

@@ -223,10 +223,7 @@ def tune(
 
     _CTX.update(scenario=scenario, train=train, base=base)
 
-    def constraints(trial: Any) -> list[float]:
-        return [float(trial.user_attrs.get("excess", 0.0))]
-
-    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+    sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     bar = None
     if progress:
@@ -259,6 +256,7 @@ def tune(
             for trial, (hours, viol) in zip(batch, outs, strict=True):
                 trial.set_user_attr("violationMinutes", viol)
                 trial.set_user_attr("excess", viol - budget)
+                trial.set_constraint("slo", viol - budget)
                 study.tell(trial, hours)
             done += len(batch)
             if bar is not None:

@@ -1,0 +1,130 @@
+"""`gemini simulate` / `gemini tune` end to end: JSON keys, decision log, HTML report, store,
+a small tune run whose manifest `gemini validate` accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gemini.cli import app
+from gemini.policy.decision import Decision
+from gemini.simulate.commands import simulate_command, tune_command
+from tests.conftest import trace_path
+from tests.simulate.helpers import write_scenario
+
+RESULT_KEYS = {
+    "name", "kind", "capacityHours", "sloViolationMinutes", "scaleEvents", "maxReplicas",
+    "meanReplicas", "cost", "sloViolationShare", "flaps", "oracleRatio",
+}
+
+
+def test_simulate_writes_json_log_and_report(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, backend={"pricePerReplicaHour": 0.04})
+    out, log, rep = tmp_path / "o.json", tmp_path / "d.jsonl", tmp_path / "r.html"
+    result = CliRunner().invoke(
+        app, ["simulate", str(path), "--json", str(out), "--decisions", str(log), "--report", str(rep)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "hpa-default" in result.output
+    data = json.loads(out.read_text())
+    assert {"scenario", "steps", "simulatedHours", "wallSeconds", "results"} <= set(data)
+    assert data["scenario"] == "synthetic"
+    names = [r["name"] for r in data["results"]]
+    assert names == ["web", "oracle", "static-peak", "hpa-default"]
+    kinds = {r["name"]: r["kind"] for r in data["results"]}
+    assert kinds["web"] == "policy" and kinds["oracle"] == "baseline"
+    for r in data["results"]:
+        assert RESULT_KEYS <= set(r)
+        assert r["cost"] == pytest.approx(r["capacityHours"] * 0.04, rel=1e-3)
+    lines = log.read_text().splitlines()
+    # every tick of both replayed policies (web, hpa-default), each the decision record shape
+    assert len(lines) == 2 * data["steps"]
+    first = Decision.from_dict(json.loads(lines[0]))
+    assert first.policy == "default/web"
+    html = rep.read_text()
+    assert "Plotly.newPlot" in html and 'id="scores"' in html
+    # plotly.js is embedded (offline): no script is loaded from anywhere
+    assert "<script src=" not in html and "plotly.js v" in html
+    assert html.count("class=\"plotly-graph-div\"") == 4
+
+
+def test_simulate_into_a_decision_store(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    from gemini.store import open_store
+
+    path = write_scenario(tmp_path, [2.0] * 30, baselines=["oracle"])
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    assert simulate_command(path, None, None, None, url) == 0
+    store = open_store(url)
+    try:
+        assert store.count("default/web") == 120
+    finally:
+        store.close()
+
+
+def test_simulate_with_an_unusable_store_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(tmp_path, [2.0] * 10)
+    assert simulate_command(path, None, None, None, "nosuch://x") == 1
+    assert "--db" in capsys.readouterr().err
+
+
+def test_simulate_a_shared_trace_window(tmp_path: Path) -> None:
+    nasa = trace_path("nasa-ksc-http-requests-1min.csv")
+    path = write_scenario(
+        tmp_path,
+        trace={"file": str(nasa), "scale": 1 / 60, "end": "1995-07-01T16:00:00Z"},
+        backend={"capacityPerReplica": 0.5, "startupSeconds": 120},
+    )
+    out = tmp_path / "o.json"
+    assert simulate_command(path, out, None, None, None) == 0
+    data = json.loads(out.read_text())
+    oracle = next(r for r in data["results"] if r["name"] == "oracle")
+    assert oracle["sloViolationMinutes"] == 0
+    assert all(
+        r["capacityHours"] >= oracle["capacityHours"]
+        for r in data["results"]
+        if r["sloViolationMinutes"] == 0
+    )
+
+
+def test_tune_writes_a_valid_manifest_and_json(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, tune={"trainFraction": 0.6})
+    out, pol = tmp_path / "t.json", tmp_path / "best.yaml"
+    assert tune_command(path, 4, 1, out, pol, 2) == 0
+    data = json.loads(out.read_text())
+    assert data["scenario"] == "synthetic" and data["trials"] == 4
+    assert set(data["best"]) >= {"policy", "train", "test"}
+    assert data["best"]["policy"]["kind"] == "ScalingPolicy"
+    for name in ("hpa-default", "oracle"):
+        assert set(data["baselines"][name]) == {"train", "test"}
+        assert {"capacityHours", "sloViolationMinutes"} <= set(data["baselines"][name]["test"])
+    assert {"capacityHours", "sloViolationMinutes"} <= set(data["best"]["test"])
+    # the held-back part is scored separately: the splits cover different spans
+    assert data["best"]["train"]["capacityHours"] != data["best"]["test"]["capacityHours"]
+    manifest = yaml.safe_load(pol.read_text())
+    assert manifest["apiVersion"] == "autoscaling.gemini.dev/v1alpha1"
+    result = CliRunner().invoke(app, ["validate", str(pol)])
+    assert result.exit_code == 0, result.output
+
+
+def test_tune_is_seeded(tmp_path: Path) -> None:
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import tune
+
+    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 4}))
+    a = tune(sc, trials=3, seed=7, jobs=1)
+    b = tune(sc, trials=3, seed=7, jobs=1)
+    assert a.params == b.params
+    assert a.train_step == 60.0
+
+
+def test_tune_rejects_unknown_parameter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_scenario(tmp_path, tune={"space": {"warpFactor": {"low": 1, "high": 2}}})
+    assert tune_command(path, 2, 0, None, None, 1) == 1
+    assert "tune.space.warpFactor: unknown parameter" in capsys.readouterr().err

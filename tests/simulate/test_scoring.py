@@ -1,0 +1,88 @@
+"""Scores and baselines: the oracle never violates and nothing that meets the SLO is cheaper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gemini.simulate.replay import Grid, Run
+from gemini.simulate.runner import simulate
+from gemini.simulate.scenario import load_scenario
+from gemini.simulate.scoring import Slo, oracle_run, score, static_peak_run
+from tests.simulate.helpers import write_scenario
+
+demands = st.lists(st.floats(0.0, 500.0, allow_nan=False), min_size=1, max_size=200)
+
+
+def _grid(values: list[float]) -> Grid:
+    return Grid(0.0, 15.0, tuple(values), (False,) * len(values))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=demands,
+    cap=st.floats(0.1, 50.0),
+    util=st.floats(0.1, 1.0),
+    counts=st.lists(st.integers(0, 400), min_size=200, max_size=200),
+)
+def test_oracle_never_violates_and_is_a_lower_bound(
+    values: list[float], cap: float, util: float, counts: list[int]
+) -> None:
+    grid = _grid(values)
+    slo = Slo(util)
+    oracle = score(oracle_run(grid, cap, slo), slo)
+    assert oracle.slo_violation_minutes == 0
+    assert score(static_peak_run(grid, cap, slo), slo).capacity_hours >= oracle.capacity_hours
+    # any capacity series that meets the SLO costs at least as much as the oracle
+    n = len(values)
+    other = Run("x", "policy", grid, counts[:n], [c * cap for c in counts[:n]])
+    s = score(other, slo)
+    if s.slo_violation_minutes == 0:
+        assert s.capacity_hours >= oracle.capacity_hours - 1e-9
+
+
+def test_scores_by_hand() -> None:
+    grid = Grid(0.0, 60.0, (1.0, 5.0, 5.0, 1.0, 1.0, 1.0), (False,) * 6)
+    run = Run(
+        "p", "policy", grid, [2, 2, 6, 6, 2, 4], [2.0, 2.0, 2.0, 6.0, 2.0, 4.0],
+        events=[(120.0, 4), (240.0, -4), (300.0, 2)],
+    )
+    s = score(run, Slo(0.9), price=0.5, flap_window=90)
+    assert s.capacity_hours == pytest.approx(22 / 60)
+    assert s.cost == pytest.approx(11 / 60)
+    assert s.slo_violation_minutes == 2.0  # steps 1 and 2: 5 > 2 x 0.9
+    assert s.max_recovery_seconds == 120.0
+    assert s.scale_events == 3
+    assert s.flaps == 1  # -4 then +2 within 90 s; +4 then -4 is 120 s apart
+    assert s.max_replicas == 6
+    assert s.mean_replicas == pytest.approx(22 / 6)
+
+
+def test_masked_steps_do_not_count() -> None:
+    grid = Grid(0.0, 60.0, (9.0, 9.0), (True, False))
+    run = Run("p", "policy", grid, [1, 1], [1.0, 1.0])
+    assert score(run, Slo(0.9)).slo_violation_minutes == 1.0
+
+
+def test_queue_age_slo() -> None:
+    grid = Grid(0.0, 60.0, (1.0, 1.0, 1.0), (False,) * 3)
+    run = Run("q", "policy", grid, [1, 1, 1], [0.5, 0.5, 0.5], age=[0.0, 100.0, 400.0])
+    assert score(run, Slo(0.9, max_age_seconds=300)).slo_violation_minutes == 1.0
+
+
+def test_every_policy_and_baseline_against_the_oracle(tmp_path: Path) -> None:
+    scenario = load_scenario(write_scenario(tmp_path))
+    out = simulate(scenario)
+    by = {s.name: s for s in out.scores}
+    assert set(by) == {"web", "oracle", "static-peak", "hpa-default"}
+    oracle = by["oracle"]
+    assert oracle.slo_violation_minutes == 0
+    assert by["static-peak"].slo_violation_minutes == 0
+    for s in out.scores:
+        if s.slo_violation_minutes == 0:
+            assert s.capacity_hours >= oracle.capacity_hours
+    # the replayed runs pay for starting pods, so they cannot undercut the oracle without violating
+    assert by["web"].capacity_hours > oracle.capacity_hours or by["web"].slo_violation_minutes > 0
