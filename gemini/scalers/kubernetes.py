@@ -11,8 +11,9 @@ Must not import `gemini.metrics`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -42,6 +43,9 @@ class KubernetesScaler:
     in-cluster config or the default kubeconfig). `max_attempts`: writes tried per `apply` when
     the target changes under us (HTTP 409). `check_conflicts`: look for HPAs / KEDA
     ScaledObjects targeting the workload (needs `list` on both; a 403 there is reported).
+    `conflict_ttl_seconds`: reuse a namespace's HPA / ScaledObject lists for this long (measured
+    with the `now` the caller passes; 0: list on every call). Whether KEDA is installed at all is
+    re-checked every `keda_check_seconds`.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class KubernetesScaler:
         *,
         max_attempts: int = 3,
         check_conflicts: bool = True,
+        conflict_ttl_seconds: float = 0.0,
+        keda_check_seconds: float = 60.0,
         timeout_seconds: float = kubeclient.DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         if max_attempts < 1:
@@ -59,6 +65,11 @@ class KubernetesScaler:
         self.max_attempts = max_attempts
         self.check_conflicts = check_conflicts
         self.timeout = timeout_seconds
+        self.conflict_ttl = timedelta(seconds=conflict_ttl_seconds)
+        self.keda_check = timedelta(seconds=keda_check_seconds)
+        self._keda: tuple[datetime, bool] | None = None
+        self._lists: dict[tuple[str, str], tuple[datetime, list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
 
     # -- protocol ----------------------------------------------------------------------------
 
@@ -85,7 +96,7 @@ class KubernetesScaler:
                 detail["rollout"] = why
         blocked = None
         if self.check_conflicts:
-            owners = self._owners(ref)
+            owners = self._owners(ref, now)
             if owners:
                 blocked = TARGET_CONFLICT
                 detail["conflict"] = conflict_message(ref, owners)
@@ -98,7 +109,7 @@ class KubernetesScaler:
             res, name = self._resolve(ref)
             scale = self._get_scale(ref, res, name)
             if self.check_conflicts:
-                owners = self._owners(ref)
+                owners = self._owners(ref, now)
                 if owners:
                     current = int(scale.get("spec", {}).get("replicas") or 0)
                     return ApplyResult(
@@ -214,23 +225,47 @@ class KubernetesScaler:
             return None
         return out if isinstance(out, dict) else None
 
-    def _owners(self, ref: TargetRef) -> list[str]:
+    def _owners(self, ref: TargetRef, now: datetime) -> list[str]:
         """HPAs and KEDA ScaledObjects in the namespace whose scaleTargetRef is this target."""
         k = ref.target.kubernetes
         assert k is not None
         owners: list[str] = []
         hpa_path = f"/apis/autoscaling/v2/namespaces/{ref.namespace}/horizontalpodautoscalers"
-        for item in self._list(ref, hpa_path, "autoscaling", "horizontalpodautoscalers"):
+        for item in self._list(ref, now, hpa_path, "autoscaling", "horizontalpodautoscalers"):
             if targets(item, k.api_version, k.kind, k.name, default_kind=None):
                 owners.append(f"HorizontalPodAutoscaler {_name(item)}")
-        if self.discovery.served(KEDA_API_VERSION):
+        if self._keda_installed(now):
             keda_path = f"/apis/{KEDA_API_VERSION}/namespaces/{ref.namespace}/scaledobjects"
-            for item in self._list(ref, keda_path, "keda.sh", "scaledobjects"):
+            for item in self._list(ref, now, keda_path, "keda.sh", "scaledobjects"):
                 if targets(item, k.api_version, k.kind, k.name, default_kind="Deployment"):
                     owners.append(f"KEDA ScaledObject {_name(item)}")
         return owners
 
-    def _list(self, ref: TargetRef, path: str, group: str, plural: str) -> list[dict[str, Any]]:
+    def _keda_installed(self, now: datetime) -> bool:
+        with self._lock:
+            known = self._keda
+        if known is not None and timedelta(0) <= now - known[0] < self.keda_check:
+            return known[1]
+        installed = self.discovery.served(KEDA_API_VERSION)
+        with self._lock:
+            self._keda = (now, installed)
+        return installed
+
+    def _list(
+        self, ref: TargetRef, now: datetime, path: str, group: str, plural: str
+    ) -> list[dict[str, Any]]:
+        key = (ref.namespace, plural)
+        with self._lock:
+            cached = self._lists.get(key)
+        if cached is not None and timedelta(0) <= now - cached[0] < self.conflict_ttl:
+            return cached[1]
+        items = self._list_now(ref, path, group, plural)
+        if self.conflict_ttl > timedelta(0):
+            with self._lock:
+                self._lists[key] = (now, items)
+        return items
+
+    def _list_now(self, ref: TargetRef, path: str, group: str, plural: str) -> list[dict[str, Any]]:
         try:
             out = kubeclient.request(self.api, "GET", path, timeout=self.timeout)
         except Exception as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -411,3 +411,30 @@ def test_negative_desired_is_rejected_without_a_request(
     result = scaler.apply(ref(), -1, NOW)
     assert (result.status, result.reason) == (ApplyStatus.FAILED, "InvalidReplicas")
     assert kube_server.requests("PUT") == []
+
+
+def test_conflict_lists_are_reused_within_the_ttl(kube_server: KubeServer) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    scaler = KubernetesScaler(kube_server.api_client(), conflict_ttl_seconds=10)
+    hpa_path = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers"
+    try:
+        assert scaler.capacity(ref(), NOW).blocked is None
+        kube_server.put_object(hpa("late", "Deployment", "web"))
+        assert scaler.capacity(ref(), NOW + timedelta(seconds=9)).blocked is None
+        assert len(kube_server.requests("GET", hpa_path)) == 1
+        later = NOW + timedelta(seconds=10)
+        assert scaler.capacity(ref(), later).blocked == "TargetConflict"
+        assert len(kube_server.requests("GET", hpa_path)) == 2
+    finally:
+        scaler.close()
+
+
+def test_keda_installed_later_is_noticed_after_the_recheck_interval(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    assert scaler.capacity(ref(), NOW).blocked is None
+    kube_server.install_keda()
+    kube_server.put_object(scaled_object("so", "web"))
+    assert scaler.capacity(ref(), NOW + timedelta(seconds=30)).blocked is None
+    assert scaler.capacity(ref(), NOW + timedelta(seconds=60)).blocked == "TargetConflict"
