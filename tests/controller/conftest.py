@@ -12,7 +12,13 @@ import pytest
 import yaml
 from kubernetes import client
 
+import tests.fakes.kube as fake_kube
 from tests.fakes.kube import KubeServer
+
+# The fake server writes headers and body in two sends; with Nagle's algorithm on, every
+# response then waits ~40 ms for the client's delayed ACK. `disable_nagle_algorithm` is the
+# stdlib StreamRequestHandler switch for exactly this (reported to the fake's owner).
+fake_kube._Handler.disable_nagle_algorithm = True
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "deploy" / "crd.yaml"
