@@ -22,6 +22,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -215,6 +216,8 @@ class MonitoringReader:
         backoff_seconds: float = 0.5,
         max_values_per_call: int = MAX_VALUES_PER_CALL,
         batch: bool = True,
+        concurrency: int = 8,
+        budget_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -225,6 +228,9 @@ class MonitoringReader:
         self.backoff_seconds = backoff_seconds
         self.max_values_per_call = max(1, max_values_per_call)
         self.batch = batch
+        self.concurrency = concurrency
+        self.budget_seconds = budget_seconds
+        self._lock = threading.Lock()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.stats = CallStats()
@@ -242,23 +248,37 @@ class MonitoringReader:
         for i, q in enumerate(queries):
             key = q.group_key() if self.batch else (i,)
             groups[key].append(i)
+        tasks: list[tuple[SeriesQuery, list[tuple[str, ...]], list[int]]] = []
         for idxs in groups.values():
-            first = queries[idxs[0]]
             values = sorted({queries[i].split_values for i in idxs})
             for lo in range(0, len(values), self.max_values_per_call):
                 chunk = values[lo : lo + self.max_values_per_call]
                 wanted = set(chunk)
                 members = [i for i in idxs if queries[i].split_values in wanted]
-                try:
-                    by_split = self._call(first, chunk, now)
-                except Exception as exc:  # every failure becomes a value
-                    err = classify(exc)
+                tasks.append((queries[idxs[0]], chunk, members))
+        deadline = time.monotonic() + self.budget_seconds
+
+        def run(task: tuple[SeriesQuery, list[tuple[str, ...]], list[int]]) -> None:
+            first, chunk, members = task
+            try:
+                by_split = self._call(first, chunk, now, deadline)
+            except Exception as exc:  # every failure becomes a value
+                err = classify(exc)
+                with self._lock:
                     self.stats.failures[err.kind] += 1
-                    for i in members:
-                        out[i] = Observation.failed(queries[i].name, err.kind, str(err))
-                    continue
                 for i in members:
-                    out[i] = _observation(queries[i], by_split.get(queries[i].split_values), now)
+                    out[i] = Observation.failed(queries[i].name, err.kind, str(err))
+                return
+            for i in members:
+                out[i] = _observation(queries[i], by_split.get(queries[i].split_values), now)
+
+        if len(tasks) <= 1 or self.concurrency <= 1:
+            for task in tasks:
+                run(task)
+        else:
+            workers = min(self.concurrency, len(tasks))
+            with ThreadPoolExecutor(workers, thread_name_prefix="gemini-monitoring") as pool:
+                list(pool.map(run, tasks))
         return [
             o if o is not None else Observation.failed(q.name, "error", "not read")
             for o, q in zip(out, queries, strict=True)
@@ -291,22 +311,25 @@ class MonitoringReader:
         )
 
     def _call(
-        self, q: SeriesQuery, values: Sequence[tuple[str, ...]], now: datetime
+        self, q: SeriesQuery, values: Sequence[tuple[str, ...]], now: datetime, deadline: float
     ) -> dict[tuple[str, ...], list[Any]]:
         request = self._request(q, values, now)
         fields = [f for f, _ in q.split]
         delay = self.backoff_seconds
         for attempt in range(1, self.attempts + 1):
             try:
-                series = self._list(request)
+                series = self._list(request, deadline)
                 break
             except Exception as exc:
                 err = classify(exc)
                 if not err.retryable or attempt == self.attempts:
                     raise err from exc
-                self.stats.retries += 1
-                # full jitter: sleep U(0, delay), delay doubles
-                self._sleep(self._rng.uniform(0.0, delay))
+                with self._lock:
+                    self.stats.retries += 1
+                    pause = self._rng.uniform(0.0, delay)  # full jitter; the bound doubles
+                if time.monotonic() + pause >= deadline:
+                    raise err from exc  # no budget left for another attempt
+                self._sleep(pause)
                 delay *= 2
         by_split: dict[tuple[str, ...], list[Any]] = defaultdict(list)
         for s in series:
@@ -314,16 +337,22 @@ class MonitoringReader:
             by_split[key].append(s)
         return by_split
 
-    def _list(self, request: Any) -> list[Any]:
+    def _list(self, request: Any, deadline: float) -> list[Any]:
         out: list[Any] = []
         token = ""
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise MetricError(
+                    "deadline", f"read budget of {self.budget_seconds} s spent", retryable=False
+                )
             request.page_token = token
-            self.stats.calls += 1
-            self.stats.pages += 1
+            with self._lock:
+                self.stats.calls += 1
+                self.stats.pages += 1
             # One page per call: the library's pager would hide calls and retries from us.
             response = self.client.list_time_series(
-                request=request, retry=None, timeout=self.timeout_seconds
+                request=request, retry=None, timeout=min(self.timeout_seconds, remaining)
             )
             page = next(iter(response.pages))
             out.extend(page.time_series)

@@ -450,3 +450,37 @@ def test_batched_equals_unbatched(
         (o.samples, o.error_kind) for o in single
     ]
     svc.clear()
+
+
+def test_read_budget_bounds_a_slow_cycle(
+    monitoring: FakeMetricService, monitoring_server: MonitoringServer
+) -> None:
+    import time
+
+    for p in ("p1", "p2", "p3"):
+        seed_sub(monitoring, p, "sub", 1)
+    monitoring.delay(1.0, times=50)
+    r = reader(monitoring_server, timeout_seconds=0.3, attempts=10, budget_seconds=0.7)
+    start = time.monotonic()
+    out = PubsubSource(reader=r).fetch(
+        [request("b", pubsub(p, "sub")) for p in ("p1", "p2", "p3")], NOW
+    )
+    assert time.monotonic() - start < 1.5
+    assert [o.error_kind for o in out] == ["deadline"] * 3
+    assert len(monitoring.requests) <= 3 * 3  # retries stop when the budget is spent
+
+
+def test_groups_are_read_concurrently(
+    monitoring: FakeMetricService, monitoring_server: MonitoringServer
+) -> None:
+    import time
+
+    for i in range(4):
+        seed_sub(monitoring, f"p{i}", "sub", i)
+    monitoring.delay(0.4, times=4)
+    start = time.monotonic()
+    out = PubsubSource(reader=reader(monitoring_server)).fetch(
+        [request("b", pubsub(f"p{i}", "sub")) for i in range(4)], NOW
+    )
+    assert time.monotonic() - start < 1.2  # 4 x 0.4 s serially
+    assert [o.latest.value for o in out if o.latest] == [0, 1, 2, 3]
