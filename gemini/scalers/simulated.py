@@ -37,7 +37,9 @@ class BackendModel(Protocol):
 class SimulatedScaler:
     """Capacity of a backend model; `apply` changes it at once (readiness follows the model)."""
 
-    def __init__(self, model: BackendModel | None = None, *, max_capacity: int | None = None) -> None:
+    def __init__(
+        self, model: BackendModel | None = None, *, max_capacity: int | None = None
+    ) -> None:
         if model is None:
             from gemini.simulate.models import DeploymentModel
 

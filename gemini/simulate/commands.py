@@ -101,7 +101,11 @@ def simulate_command(
     if fh is not None:
         dumps = json.dumps
         write = fh.write
-        hooks.append(lambda d: write(dumps(d.to_dict(), separators=(",", ":")) + "\n"))
+
+        def log(d: Decision) -> None:
+            write(dumps(d.to_dict(), separators=(",", ":")) + "\n")
+
+        hooks.append(log)
     if writer is not None:
         hooks.append(writer.add)
     on_decision: Callable[[Decision], None] | None = None
@@ -154,7 +158,9 @@ def tune_command(
     except SpecError as exc:
         return _problems(scenario, exc)
     if not sc.policies:
-        print(f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr)
+        print(
+            f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr
+        )
         return 1
     try:
         result = tune(sc, trials=trials, seed=seed, jobs=jobs, progress=True)

@@ -15,6 +15,7 @@ Must not import `gemini.scalers` other than `gemini.scalers.simulated`, nor netw
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -73,7 +74,7 @@ def make_grid(
     times, values = trace.times, trace.values
     if len(times) < 2:
         raise ValueError("a trace needs at least 2 samples")
-    spacing = statistics.median(b - a for a, b in zip(times, times[1:], strict=False))
+    spacing = statistics.median(b - a for a, b in itertools.pairwise(times))
     t0 = times[0]
     end = times[-1] + spacing
     n = max(1, math.ceil((end - t0) / step - 1e-9))
@@ -135,14 +136,12 @@ class ModelReader:
         # replicas that exist at read time (a starting pod counts with 0 % usage), so a stale
         # sample does not compound scale-ups. Bigtable `cpu` is the measured (sampled) value.
         self._per_replica = model.kind != "bigtable"
-        names = sorted(
-            {"load" if self._derived(n) else n for n in self.mapping.values()}
-        )
+        names = sorted({"load" if self._derived(n) else n for n in self.mapping.values()})
         self._names = names
         self._times: dict[str, list[float]] = {n: [] for n in names}
         self._samples: dict[str, list[Sample]] = {n: [] for n in names}
         self._visible: dict[str, int] = dict.fromkeys(names, 0)
-        self._cache: dict[tuple[str, int, int], Observation] = {}
+        self._cache: dict[tuple[str, int, int, int], Observation] = {}
         self._next_sample: float | None = None
 
     def _derived(self, name: str) -> bool:
@@ -170,9 +169,7 @@ class ModelReader:
             metric = req.metric
             name = self.mapping.get(metric.name)
             if name is None:
-                out.append(
-                    Observation.failed(metric.name, "not_found", "no observable mapped")
-                )
+                out.append(Observation.failed(metric.name, "not_found", "no observable mapped"))
                 continue
             derived = self._derived(name)
             stored = "load" if derived else name
@@ -244,9 +241,7 @@ def replay(
     """Run one policy over the grid through `gemini.loop.tick`, closed loop."""
     model = model_spec.build(initial)
     scaler = SimulatedScaler(model)
-    reader = ModelReader(
-        model, mapping, delay_seconds=delay_seconds, sample_seconds=sample_seconds
-    )
+    reader = ModelReader(model, mapping, delay_seconds=delay_seconds, sample_seconds=sample_seconds)
     sink = _ListSink(on_decision)
     step = grid.step
     every = max(1, round(policy.spec.interval_seconds / step))

@@ -136,9 +136,7 @@ def render(outcome: Outcome) -> str:
     parts = []
     for i, run in enumerate(outcome.runs):
         fig = _figure(outcome, run)
-        parts.append(
-            fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"run-{i}")
-        )
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"run-{i}"))
     title = html.escape(f"gemini simulate: {data['scenario']}")
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>

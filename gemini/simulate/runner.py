@@ -123,7 +123,9 @@ class Outcome:
     @property
     def oracle_hours(self) -> float:
         oracle = oracle_run(
-            self.grid, self.scenario.model.capacity_per_replica, slo_of(self.scenario),
+            self.grid,
+            self.scenario.model.capacity_per_replica,
+            slo_of(self.scenario),
             self.scenario.model.floor,
         )
         return score_run(self.scenario, oracle).capacity_hours

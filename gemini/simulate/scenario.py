@@ -24,7 +24,8 @@ from gemini.policy.spec import ScalingPolicy, format_path, parse_policy
 from gemini.series import Trace, read_trace
 from gemini.simulate.models import OBSERVABLES, ModelSpec
 
-BASELINES = ("oracle", "static-peak", "hpa-default")
+Baseline = Literal["oracle", "static-peak", "hpa-default"]
+BASELINE_NAMES: tuple[Baseline, ...] = ("oracle", "static-peak", "hpa-default")
 
 
 class _M(BaseModel):
@@ -106,9 +107,7 @@ class ScenarioSpec(_M):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     observe: dict[str, str] = Field(default_factory=dict)
     policies: list[str | dict[str, Any]] = Field(default_factory=list)
-    baselines: list[Literal["oracle", "static-peak", "hpa-default"]] = Field(
-        default_factory=lambda: list(BASELINES)
-    )
+    baselines: list[Baseline] = Field(default_factory=lambda: list(BASELINE_NAMES))
     flap_window_seconds: float = Field(600.0, gt=0)
     max_replicas: int | None = Field(None, ge=1)
     tune: TuneSpec = Field(default_factory=TuneSpec)
@@ -207,7 +206,8 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
         trace_file = base / trace_file
     if not trace_file.exists():
         raise SpecError(
-            f"trace.file: no such file {trace_file}", [("trace.file", f"no such file: {trace_file}")]
+            f"trace.file: no such file {trace_file}",
+            [("trace.file", f"no such file: {trace_file}")],
         )
     try:
         raw = read_trace(trace_file)
@@ -254,10 +254,13 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             try:
                 observable_for(spec, m)
             except SpecError as exc:
-                problems.extend((f"{pol.metadata.name}: spec.metrics[{j}]: {q}", msg)
-                                for q, msg in exc.problems)
+                problems.extend(
+                    (f"{pol.metadata.name}: spec.metrics[{j}]: {q}", msg) for q, msg in exc.problems
+                )
         if spec.backend.kind == "bigtable" and pol.spec.target.bigtable is None:
-            problems.append((f"{pol.metadata.name}: spec.target", "backend bigtable needs a bigtable target"))
+            problems.append(
+                (f"{pol.metadata.name}: spec.target", "backend bigtable needs a bigtable target")
+            )
     if problems:
         raise SpecError("; ".join(f"{q}: {m}" for q, m in problems), problems)
     b = spec.backend

@@ -78,9 +78,7 @@ def violations(run: Run, slo: Slo) -> list[bool]:
     ]
 
 
-def score(
-    run: Run, slo: Slo, *, price: float | None = None, flap_window: float = 600.0
-) -> Score:
+def score(run: Run, slo: Slo, *, price: float | None = None, flap_window: float = 600.0) -> Score:
     grid = run.grid
     n = len(grid)
     step = grid.step
@@ -145,17 +143,19 @@ def static_peak_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int =
     peak = max(oracle_counts(grid, capacity_per_unit, slo, floor), default=floor)
     n = len(grid)
     age = [0.0] * n if slo.max_age_seconds is not None else None
-    return Run(
-        "static-peak", "baseline", grid, [peak] * n, [peak * capacity_per_unit] * n, age, []
-    )
+    return Run("static-peak", "baseline", grid, [peak] * n, [peak * capacity_per_unit] * n, age, [])
 
 
 def hpa_default_manifest(backend_kind: str, max_replicas: int) -> dict[str, Any]:
     """HPA v2 with its defaults (15 s sync, 0.1 tolerance, 300 s scale-down window, default
     rate policies) tracking utilization at 70 %: a real ScalingPolicy run through the engine."""
     if backend_kind == "bigtable":
-        target: dict[str, Any] = {"bigtable": {"project": "sim", "instance": "sim", "cluster": "sim"}}
-        source: dict[str, Any] = {"bigtable": {"project": "sim", "instance": "sim", "cluster": "sim"}}
+        target: dict[str, Any] = {
+            "bigtable": {"project": "sim", "instance": "sim", "cluster": "sim"}
+        }
+        source: dict[str, Any] = {
+            "bigtable": {"project": "sim", "instance": "sim", "cluster": "sim"}
+        }
     else:
         target = {"kubernetes": {"name": "sim"}}
         source = {

@@ -92,7 +92,7 @@ def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPoli
     if "target" in params and "target" in m0:
         t = m0["target"]
         if t["type"] == "Utilization":
-            t["averageUtilization"] = int(round(params["target"]))
+            t["averageUtilization"] = round(params["target"])
         elif t["type"] == "AverageValue":
             t["averageValue"] = float(params["target"])
         else:
@@ -110,7 +110,7 @@ def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPoli
             rules["stabilizationWindowSeconds"] = int(params[f"{prefix}Window"])
         if f"{prefix}Percent" in params:
             period = int(params.get(f"{prefix}Period", 15))
-            pct = int(round(params[f"{prefix}Percent"]))
+            pct = round(params[f"{prefix}Percent"])
             pols: list[dict[str, Any]] = [
                 {"type": "Percent", "value": pct, "periodSeconds": period}
             ]
@@ -175,9 +175,7 @@ class TuneResult:
                 "test": self.test.to_dict(self.oracle_hours["test"]),
             },
             "baselines": {
-                name: {
-                    split: s.to_dict(self.oracle_hours[split]) for split, s in parts.items()
-                }
+                name: {split: s.to_dict(self.oracle_hours[split]) for split, s in parts.items()}
                 for name, parts in self.baselines.items()
             },
         }
@@ -227,7 +225,7 @@ def tune(
     study = optuna.create_study(direction="minimize", sampler=sampler)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
 
         bar = tqdm(total=trials, desc=f"tune {scenario.name}", unit="trial")
     workers = max(1, min(jobs, os.cpu_count() or 1))

@@ -25,9 +25,7 @@ def policy_doc(name: str = "web", target: int = 60, **spec: Any) -> dict[str, An
             "metrics": [
                 {
                     "name": "utilization",
-                    "source": {
-                        "prometheus": {"serverAddress": "http://p:9090", "query": "up"}
-                    },
+                    "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "up"}},
                     "target": {"type": "Utilization", "averageUtilization": target},
                 }
             ],
@@ -38,9 +36,7 @@ def policy_doc(name: str = "web", target: int = 60, **spec: Any) -> dict[str, An
 
 
 def write_series(path: Path, values: list[float], step_s: float = 60.0) -> Path:
-    write_trace(
-        path, [Sample(T0 + timedelta(seconds=i * step_s), v) for i, v in enumerate(values)]
-    )
+    write_trace(path, [Sample(T0 + timedelta(seconds=i * step_s), v) for i, v in enumerate(values)])
     return path
 
 

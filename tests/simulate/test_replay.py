@@ -141,7 +141,10 @@ def test_decision_log_replays_exactly(tmp_path: Path) -> None:
     policy = scenario.policies[0]
     lines: list[str] = []
     run_policy(
-        scenario, policy, grid_of(scenario), on_decision=lambda d: lines.append(json.dumps(d.to_dict()))
+        scenario,
+        policy,
+        grid_of(scenario),
+        on_decision=lambda d: lines.append(json.dumps(d.to_dict())),
     )
     assert any(json.loads(x)["applied"] for x in lines)
     state = PolicyState()

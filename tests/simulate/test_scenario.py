@@ -14,15 +14,27 @@ from gemini.simulate.scenario import load_scenario
 from tests.simulate.helpers import policy_doc, write_scenario
 
 CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("capacity-zero", {"backend": {"capacityPerReplica": 0}}, "backend.capacityPerReplica: must be > 0"),
+    (
+        "capacity-zero",
+        {"backend": {"capacityPerReplica": 0}},
+        "backend.capacityPerReplica: must be > 0",
+    ),
     ("bad-kind", {"backend": {"kind": "lambda"}}, "backend.kind"),
     ("util-needs-replicas", {"trace": {"kind": "utilization"}}, "recordedReplicas is required"),
     ("missing-trace", {"trace": {"file": "nope.csv"}}, "trace.file"),
-    ("unknown-field", {"backend": {"capacityPerReplicas": 1}}, "backend.capacityPerReplicas: unknown field"),
+    (
+        "unknown-field",
+        {"backend": {"capacityPerReplicas": 1}},
+        "backend.capacityPerReplicas: unknown field",
+    ),
     ("bad-slo", {"slo": {"maxUtilization": 1.5}}, "slo.maxUtilization: must be <= 1"),
     ("bad-observable", {"observe": {"utilization": "latency"}}, "unknown observable 'latency'"),
     ("bad-baseline", {"baselines": ["oracle", "magic"]}, "baselines[1]"),
-    ("missing-policy-file", {"policies": ["policies/missing.yaml"]}, "policies[0]: no such policy file"),
+    (
+        "missing-policy-file",
+        {"policies": ["policies/missing.yaml"]},
+        "policies[0]: no such policy file",
+    ),
     ("bad-delay", {"metrics": {"delaySeconds": -1}}, "metrics.delaySeconds: must be >= 0"),
 ]
 

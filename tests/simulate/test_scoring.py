@@ -47,7 +47,11 @@ def test_oracle_never_violates_and_is_a_lower_bound(
 def test_scores_by_hand() -> None:
     grid = Grid(0.0, 60.0, (1.0, 5.0, 5.0, 1.0, 1.0, 1.0), (False,) * 6)
     run = Run(
-        "p", "policy", grid, [2, 2, 6, 6, 2, 4], [2.0, 2.0, 2.0, 6.0, 2.0, 4.0],
+        "p",
+        "policy",
+        grid,
+        [2, 2, 6, 6, 2, 4],
+        [2.0, 2.0, 2.0, 6.0, 2.0, 4.0],
         events=[(120.0, 4), (240.0, -4), (300.0, 2)],
     )
     s = score(run, Slo(0.9), price=0.5, flap_window=90)
