@@ -438,3 +438,62 @@ def test_keda_installed_later_is_noticed_after_the_recheck_interval(
     kube_server.put_object(scaled_object("so", "web"))
     assert scaler.capacity(ref(), NOW + timedelta(seconds=30)).blocked is None
     assert scaler.capacity(ref(), NOW + timedelta(seconds=60)).blocked == "TargetConflict"
+
+
+# -- the whole tick: source -> decide -> scaler -------------------------------------------------
+
+
+def _policy(behavior: dict[str, Any] | None = None) -> Any:
+    from gemini.policy.spec import ScalingPolicy
+
+    return ScalingPolicy.model_validate(
+        {
+            "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+            "kind": "ScalingPolicy",
+            "metadata": {"name": "workers", "namespace": "default"},
+            "spec": {
+                "target": {"kubernetes": {"kind": "Deployment", "name": "web"}},
+                "minReplicas": 1,
+                "maxReplicas": 20,
+                "metrics": [
+                    {
+                        "name": "frontends",
+                        "source": {"kubernetes": {"name": "frontend", "replicas": "Desired"}},
+                        "target": {"type": "AverageValue", "averageValue": 2},
+                    }
+                ],
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("owned_by_hpa", [False, True], ids=["free", "hpa-owned"])
+def test_tick_scales_a_deployment_from_another_workloads_replicas(
+    kube_server: KubeServer, owned_by_hpa: bool
+) -> None:
+    from gemini import loop
+    from gemini.metrics import RoutingReader
+    from gemini.metrics.kubernetes import KubernetesSource
+    from gemini.policy.state import PolicyState
+
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.put_object(deployment("frontend", replicas=10))
+    if owned_by_hpa:
+        kube_server.put_object(hpa("web-hpa", "Deployment", "web"))
+    scaler = KubernetesScaler(kube_server.api_client())
+    reader = RoutingReader({"kubernetes": KubernetesSource(kube_server.api_client())})
+    try:
+        result = loop.tick(_policy(), PolicyState(), reader=reader, scaler=scaler, now=NOW)
+    finally:
+        reader.close()
+        scaler.close()
+    assert result.decision is not None
+    if owned_by_hpa:
+        assert result.decision.applied is False
+        assert "TargetConflict" in result.decision.reasons
+        assert kube_server.requests("PUT") == []
+        assert _spec_replicas(kube_server, "Deployment") == 2
+    else:
+        assert result.decision.applied is True
+        assert result.decision.desired == 5  # 10 frontends / 2 per replica
+        assert _spec_replicas(kube_server, "Deployment") == 5
