@@ -60,3 +60,18 @@ def test_the_sample_error_line_is_what_validate_prints(tmp_path: Path) -> None:
     (line,) = manifests.validate_files([path])
     sample = line.replace(str(path), "policy.yaml")
     assert sample in reference.INTRO
+
+
+def test_scaling_policies_shown_in_docs_are_valid(tmp_path: Path) -> None:
+    found = 0
+    for doc_path in sorted((ROOT / "docs").glob("*.md")):
+        blocks = doc_path.read_text().split("```yaml\n")[1:]
+        for i, block in enumerate(blocks):
+            text = block.split("```", 1)[0]
+            if "kind: ScalingPolicy" not in text:
+                continue
+            found += 1
+            path = tmp_path / f"{doc_path.stem}-{i}.yaml"
+            path.write_text(text)
+            assert manifests.validate_files([path]) == [], f"{doc_path.name} block {i}"
+    assert found >= 1
