@@ -9,14 +9,14 @@ per-policy failure becomes that policy's result.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from gemini.errors import ScaleError
 from gemini.metrics import MetricReader, MetricRequest
 from gemini.policy import engine
-from gemini.policy.decision import Decision, Reason
+from gemini.policy.decision import Capacity, Decision, Reason, Step
 from gemini.policy.spec import Mode, ScalingPolicy
 from gemini.policy.state import PolicyState
 from gemini.scalers import ApplyResult, ApplyStatus, Scaler, TargetRef
@@ -78,9 +78,6 @@ def tick_batch(
                 TickResult(policy.key, state, error=cap.reason, error_message=str(cap))
             )
             continue
-        assert not isinstance(cap, BaseException)
-        from gemini.policy.decision import Capacity
-
         assert isinstance(cap, Capacity)
         decision, new_state = engine.decide(
             policy.spec, state, observations[lo:hi], cap, now, policy=policy.key
@@ -128,5 +125,10 @@ def _act(
         result = ApplyResult(ApplyStatus.FAILED, decision.current, "ScaleFailed", str(exc))
     if result.changed:
         state = state.with_scale_event(now, decision.current, result.replicas)
+        if result.replicas != decision.desired:
+            # The scaler's own hard limits clipped the request: record what was really set.
+            clipped = Step("apply", result.replicas, result.reason)
+            decision = replace(decision, desired=result.replicas, steps=(*decision.steps, clipped))
+            return decision.with_outcome(True, result.status.value, result.reason), state, result
         return decision.with_outcome(True, result.status.value), state, result
     return decision.with_outcome(False, result.status.value, result.reason), state, result
