@@ -29,6 +29,8 @@ from gemini.policy.spec import (
 )
 from gemini.policy.state import Recommendation, ScaleEvent
 
+_DESIRED_WITHIN_RANGE = Reason.DESIRED_WITHIN_RANGE.value
+
 
 @dataclass(frozen=True, slots=True)
 class Rules:
@@ -79,10 +81,16 @@ def _rules(given: ScalingRules | None, up: bool) -> Rules:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
+    """Everything `decide` derives from the spec alone, computed once per spec object."""
+
     up: Rules
     down: Rules
     keep_recommendations: timedelta
     keep_events: timedelta
+    metric_names: tuple[str, ...] = ()
+    # per metric: (target amount or None for step scaling, target type name)
+    targets: tuple[tuple[float | None, str], ...] = ()
+    target_text: str = ""
 
 
 _CACHE: dict[int, tuple[Spec, Resolved]] = {}
@@ -107,7 +115,18 @@ def resolve(spec: Spec) -> Resolved:
             timedelta(seconds=bt.scale_down_period_seconds),
             timedelta(seconds=bt.min_change_interval_seconds),
         )
-    resolved = Resolved(up, down, max(up.window, down.window), longest_period)
+    resolved = Resolved(
+        up,
+        down,
+        max(up.window, down.window),
+        longest_period,
+        metric_names=tuple(m.name for m in spec.metrics),
+        targets=tuple(
+            (m.target.amount, m.target.type.value) if m.target is not None else (None, "Step")
+            for m in spec.metrics
+        ),
+        target_text=spec.target.describe(),
+    )
     if len(_CACHE) > 4096:
         _CACHE.clear()
     _CACHE[id(spec)] = (spec, resolved)
@@ -228,7 +247,7 @@ def limit_rate(
             allowed, reason = min_replicas, Reason.TOO_FEW_REPLICAS.value
         if desired < allowed:
             return allowed, reason
-    return desired, Reason.DESIRED_WITHIN_RANGE.value
+    return desired, _DESIRED_WITHIN_RANGE
 
 
 def percent_down_floor(

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from gemini.policy import behavior, replicas, schedule
@@ -44,9 +43,25 @@ from gemini.policy.spec import FallbackPolicy, Metric, Mode, Spec
 from gemini.policy.state import PolicyState, Recommendation
 from gemini.series import Observation
 
+_STATUS_REASON = {
+    MetricStatus.MISSING: Reason.METRIC_MISSING.value,
+    MetricStatus.STALE: Reason.METRIC_STALE.value,
+    MetricStatus.ERROR: Reason.METRIC_ERROR.value,
+}
+_FALLBACK_ACTIVE = Reason.FALLBACK_ACTIVE.value
+_SCALE_UP, _SCALE_DOWN, _NO_CHANGE = (
+    Reason.SCALE_UP.value,
+    Reason.SCALE_DOWN.value,
+    Reason.NO_CHANGE.value,
+)
+_WITHIN_TOLERANCE = Reason.WITHIN_TOLERANCE.value
+_DESIRED_WITHIN_RANGE = Reason.DESIRED_WITHIN_RANGE.value
+_RATE_STAGES = frozenset({"rate", "guardrail"})
+
 
 def _evaluate_metric(
     metric: Metric,
+    target: tuple[float | None, str],
     obs: Observation | None,
     current: int,
     failures: int,
@@ -54,9 +69,7 @@ def _evaluate_metric(
     now: datetime,
 ) -> tuple[MetricResult, bool]:
     """One metric's result and whether its read failed (for the failure counter)."""
-    target = metric.target
-    target_amount = target.amount if target is not None else None
-    target_type = target.type.value if target is not None else "Step"
+    target_amount, target_type = target
     status: MetricStatus
     error: str | None = None
     value: float | None = None
@@ -81,17 +94,12 @@ def _evaluate_metric(
                 error = f"newest sample is {age:.0f}s old (maxAgeSeconds {metric.max_age_seconds})"
             else:
                 status = MetricStatus.OK
-    failed = status is not MetricStatus.OK
-    if failed:
+    if status is not MetricStatus.OK:
         fb = metric.fallback
-        reason = {
-            MetricStatus.MISSING: Reason.METRIC_MISSING,
-            MetricStatus.STALE: Reason.METRIC_STALE,
-            MetricStatus.ERROR: Reason.METRIC_ERROR,
-        }[status].value
+        reason = _STATUS_REASON[status]
         proposed: int | None = None
         if fb.policy is FallbackPolicy.REPLICAS and failures + 1 >= fb.failure_threshold:
-            proposed, reason = fb.replicas, Reason.FALLBACK_ACTIVE.value
+            proposed, reason = fb.replicas, _FALLBACK_ACTIVE
         elif fb.policy is FallbackPolicy.IGNORE:
             reason = Reason.METRIC_IGNORED.value
         result = MetricResult(
@@ -108,12 +116,12 @@ def _evaluate_metric(
         )
         return result, True
     assert value is not None
+    reason_s: str | None
     if metric.step_scaling is not None:
-        proposed_n, why = replicas.step_scaling(metric.step_scaling, value, current)
-        reason_s: str | None = why
+        proposed_n, reason_s = replicas.step_scaling(metric.step_scaling, value, current)
     else:
         proposed_n, reason_s = replicas.target_tracking(
-            metric, value, current, rules.up.tolerance, rules.down.tolerance
+            metric, value, current, rules.up.tolerance, rules.down.tolerance, target_amount
         )
     return (
         MetricResult(
@@ -132,17 +140,20 @@ def _evaluate_metric(
     )
 
 
-def _match(spec: Spec, observations: Sequence[Observation]) -> list[Observation | None]:
-    """Observations aligned with spec.metrics: by name, else by position."""
+def _match(
+    names: tuple[str, ...], observations: Sequence[Observation]
+) -> Sequence[Observation | None]:
+    """Observations aligned with the metric names: by name, else by position."""
+    if len(observations) == len(names) and all(
+        o.metric == n for o, n in zip(observations, names, strict=True)
+    ):
+        return observations  # the usual case: one observation per metric, in order
     by_name = {o.metric: o for o in observations}
+    known = set(names)
     out: list[Observation | None] = []
-    for i, metric in enumerate(spec.metrics):
-        obs = by_name.get(metric.name)
-        if (
-            obs is None
-            and i < len(observations)
-            and observations[i].metric not in {m.name for m in spec.metrics}
-        ):
+    for i, name in enumerate(names):
+        obs = by_name.get(name)
+        if obs is None and i < len(observations) and observations[i].metric not in known:
             obs = observations[i]
         out.append(obs)
     return out
@@ -173,9 +184,10 @@ def decide(
     failures: list[tuple[str, int]] = []
     valid: list[int] = []
     invalid = 0
-    for metric, obs in zip(spec.metrics, _match(spec, observations), strict=True):
-        count = state.failure_count(metric.name)
-        result, failed = _evaluate_metric(metric, obs, current, count, rules, now)
+    matched = _match(rules.metric_names, observations)
+    for metric, target, obs in zip(spec.metrics, rules.targets, matched, strict=True):
+        count = state.failure_count(metric.name) if state.failures else 0
+        result, failed = _evaluate_metric(metric, target, obs, current, count, rules, now)
         results.append(result)
         if failed:
             failures.append((metric.name, count + 1))
@@ -197,7 +209,7 @@ def decide(
 
     any_active = False
     for r in results:
-        if r.active or (r.reason == Reason.FALLBACK_ACTIVE.value and (r.proposed or 0) > 0):
+        if r.active or (r.reason == _FALLBACK_ACTIVE and (r.proposed or 0) > 0):
             any_active = True
             break
     last_active = state.last_active_at
@@ -205,12 +217,7 @@ def decide(
         last_active = now
 
     failures.sort()
-    new_state = replace(
-        state,
-        failures=tuple(failures),
-        last_active_at=last_active,
-        last_evaluated_at=now,
-    )
+    recommendations = state.recommendations
     recommendation: int | None = None
     desired = current
     behaviors = True
@@ -266,10 +273,7 @@ def decide(
         )
         if why is not None:
             note("stabilization", stabilized, why)
-        new_state = replace(
-            new_state,
-            recommendations=(*state.recommendations, Recommendation(now, recommendation)),
-        )
+        recommendations = (*recommendations, Recommendation(now, recommendation))
         # 6. rate policies and min/max ----------------------------------------------------------
         events = state.scale_events
         desired, why = behavior.limit_rate(
@@ -333,23 +337,23 @@ def decide(
         note("mode", desired, Reason.SHADOW.value)
 
     if desired > current:
-        outcome = Reason.SCALE_UP.value
+        outcome = _SCALE_UP
     elif desired < current:
-        outcome = Reason.SCALE_DOWN.value
+        outcome = _SCALE_DOWN
     else:
-        outcome = Reason.NO_CHANGE.value
-    if recommendation == current and any(
-        r.reason == Reason.WITHIN_TOLERANCE.value for r in results
-    ):
-        reasons.append(Reason.WITHIN_TOLERANCE.value)
-    if (
-        behaviors
-        and recommendation is not None
-        and not any(s.stage in {"rate", "guardrail"} for s in steps)
-    ):
-        reasons.append(Reason.DESIRED_WITHIN_RANGE.value)
+        outcome = _NO_CHANGE
+    if recommendation == current and any(r.reason == _WITHIN_TOLERANCE for r in results):
+        reasons.append(_WITHIN_TOLERANCE)
+    if behaviors and recommendation is not None and not any(s.stage in _RATE_STAGES for s in steps):
+        reasons.append(_DESIRED_WITHIN_RANGE)
 
-    new_state = new_state.pruned(now, rules.keep_recommendations, rules.keep_events)
+    new_state = PolicyState(
+        recommendations=recommendations,
+        scale_events=state.scale_events,
+        failures=tuple(failures),
+        last_active_at=last_active,
+        last_evaluated_at=now,
+    ).pruned(now, rules.keep_recommendations, rules.keep_events)
     decision = Decision(
         policy=policy,
         at=now,
@@ -362,6 +366,6 @@ def decide(
         reasons=(outcome, *reasons),
         metrics=tuple(results),
         steps=tuple(steps),
-        target=spec.target.describe(),
+        target=rules.target_text,
     )
     return decision, new_state

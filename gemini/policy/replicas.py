@@ -21,6 +21,7 @@ from gemini.policy.spec import AdjustmentType, Metric, StepScaling, TargetType, 
 from gemini.series import Sample
 
 EPSILON = 1e-9
+_WITHIN = Reason.WITHIN_TOLERANCE.value
 
 
 def ceil(x: float) -> int:
@@ -57,24 +58,31 @@ def reduce(
 
 
 def target_tracking(
-    metric: Metric, value: float, current: int, up_tolerance: float, down_tolerance: float
+    metric: Metric,
+    value: float,
+    current: int,
+    up_tolerance: float,
+    down_tolerance: float,
+    amount: float | None = None,
 ) -> tuple[int, str | None]:
-    """HPA's formula for one metric. Returns (replicas, reason or None)."""
+    """HPA's formula for one metric. Returns (replicas, reason or None). `amount` is
+    `metric.target.amount` when the caller has it at hand."""
     target = metric.target
     assert target is not None
-    amount = target.amount
+    if amount is None:
+        amount = target.amount
     if target.type is TargetType.AVERAGE_VALUE:
         if current == 0:
             return (ceil(value / amount) if value > 0 else 0), None
         ratio = value / (amount * current)
         if within_tolerance(ratio, up_tolerance, down_tolerance):
-            return current, Reason.WITHIN_TOLERANCE.value
+            return current, _WITHIN
         return ceil(value / amount), None
     ratio = value / amount
     if current == 0:
         return ceil(ratio), None
     if within_tolerance(ratio, up_tolerance, down_tolerance):
-        return current, Reason.WITHIN_TOLERANCE.value
+        return current, _WITHIN
     return ceil(ratio * current), None
 
 

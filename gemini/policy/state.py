@@ -4,7 +4,8 @@ A frozen value: recent recommendations (for stabilization windows), recent scale
 policies and cooldowns), consecutive failure counts per metric (for fallback), when the workload
 was last active (for scale to zero). It round-trips through the CR's `status.state` so a restarted
 controller keeps its windows (the HPA loses them). `decide()` prunes it to the longest window, so
-its size is bounded. Imports no I/O library.
+its size is bounded. Recommendations and events are kept oldest first (`decide` appends at
+`now`; `from_status` sorts). Imports no I/O library.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from gemini.clock import iso, parse_iso
 
@@ -29,6 +30,21 @@ class Recommendation:
 class ScaleEvent:
     at: datetime
     change: int  # signed: +3 is a scale-up by 3
+
+
+_Entry = TypeVar("_Entry", Recommendation, ScaleEvent)
+
+
+def _at(entry: Recommendation | ScaleEvent) -> datetime:
+    return entry.at
+
+
+def _drop_older(entries: tuple[_Entry, ...], cutoff: datetime) -> tuple[_Entry, ...]:
+    """`entries` (oldest first) without those at or before `cutoff`; the same tuple if none."""
+    i, n = 0, len(entries)
+    while i < n and entries[i].at <= cutoff:
+        i += 1
+    return entries[i:] if i else entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +93,18 @@ class PolicyState:
     def pruned(
         self, now: datetime, keep_recommendations: timedelta, keep_events: timedelta
     ) -> PolicyState:
-        recs = tuple(r for r in self.recommendations if now - r.at < keep_recommendations)
-        events = tuple(e for e in self.scale_events if now - e.at < keep_events)
-        if len(recs) == len(self.recommendations) and len(events) == len(self.scale_events):
+        """Drop recommendations / events at least `keep_*` old (entries are oldest first)."""
+        recs = _drop_older(self.recommendations, now - keep_recommendations)
+        events = _drop_older(self.scale_events, now - keep_events)
+        if recs is self.recommendations and events is self.scale_events:
             return self
-        return replace(self, recommendations=recs, scale_events=events)
+        return PolicyState(
+            recommendations=recs,
+            scale_events=events,
+            failures=self.failures,
+            last_active_at=self.last_active_at,
+            last_evaluated_at=self.last_evaluated_at,
+        )
 
     # -- status form --------------------------------------------------------------------------
 
@@ -103,10 +126,19 @@ class PolicyState:
             return PolicyState()
         try:
             recs = tuple(
-                Recommendation(parse_iso(at), int(n)) for at, n in data.get("recommendations", [])
+                sorted(
+                    (
+                        Recommendation(parse_iso(at), int(n))
+                        for at, n in data.get("recommendations", [])
+                    ),
+                    key=_at,
+                )
             )
             events = tuple(
-                ScaleEvent(parse_iso(at), int(c)) for at, c in data.get("scaleEvents", [])
+                sorted(
+                    (ScaleEvent(parse_iso(at), int(c)) for at, c in data.get("scaleEvents", [])),
+                    key=_at,
+                )
             )
             failures = tuple(
                 sorted((str(k), int(v)) for k, v in (data.get("failures") or {}).items())
