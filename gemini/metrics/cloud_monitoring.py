@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -38,6 +39,8 @@ ROLE = "roles/monitoring.viewer"
 
 # Aligners whose output point summarises an interval that may still be filling up.
 _INTERVAL_ALIGNERS = frozenset({"ALIGN_DELTA", "ALIGN_RATE", "ALIGN_SUM", "ALIGN_COUNT"})
+
+_METRIC_TYPE = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
 
 MAX_VALUES_PER_CALL = 100  # label values in one one_of(...): keeps the filter short
 
@@ -72,6 +75,11 @@ class SeriesQuery:
             self.group_by,
             tuple(f for f, _ in self.split),
         )
+
+    @property
+    def metric_type(self) -> str | None:
+        match = _METRIC_TYPE.search(self.filter)
+        return match.group(1) if match else None
 
     @property
     def split_values(self) -> tuple[str, ...]:
@@ -331,8 +339,11 @@ class MonitoringReader:
                     raise err from exc  # no budget left for another attempt
                 self._sleep(pause)
                 delay *= 2
+        wanted_type = q.metric_type
         by_split: dict[tuple[str, ...], list[Any]] = defaultdict(list)
         for s in series:
+            if wanted_type and s.metric.type and s.metric.type != wanted_type:
+                continue  # not what was asked for (a server that ignored part of the filter)
             key = tuple(_label(s, f) or "" for f in fields)
             by_split[key].append(s)
         return by_split
@@ -361,6 +372,46 @@ class MonitoringReader:
                 return out
 
 
+def _samples(q: SeriesQuery, s: Any, now: datetime) -> list[Sample]:
+    """A series' points as samples, oldest first: none after `now`, no partial newest interval.
+    Raises MetricError(invalid) on NaN, inf, or a negative value where none is possible."""
+    partial_after = now - timedelta(seconds=q.alignment_period_seconds)
+    drop_partial = q.aligner in _INTERVAL_ALIGNERS or int(s.metric_kind) in (2, 3)  # DELTA, CUM.
+    samples: list[Sample] = []
+    for point in s.points:
+        at = _as_utc(point.interval.end_time)
+        if at > now:
+            continue
+        if drop_partial and at > partial_after:
+            continue  # the newest interval may still be filling up
+        value = _point_value(point)
+        if not math.isfinite(value):
+            raise MetricError("invalid", f"point at {at.isoformat()} is {value}")
+        if q.non_negative and value < 0:
+            raise MetricError("invalid", f"point at {at.isoformat()} is negative ({value})")
+        samples.append(Sample(at, value))
+    samples.sort(key=lambda smp: smp.at)  # the API returns newest first
+    return samples
+
+
+_REDUCERS: dict[str, Callable[[list[float]], float]] = {
+    "REDUCE_SUM": math.fsum,
+    "REDUCE_MEAN": lambda v: math.fsum(v) / len(v),
+    "REDUCE_MAX": max,
+    "REDUCE_MIN": min,
+}
+
+
+def _merge(reducer: str, per_series: list[list[Sample]]) -> list[Sample]:
+    """Reduce several series point by point (same end time) with the query's reducer."""
+    by_time: dict[datetime, list[float]] = defaultdict(list)
+    for samples in per_series:
+        for smp in samples:
+            by_time[smp.at].append(smp.value)
+    fn = _REDUCERS[reducer]
+    return [Sample(at, fn(by_time[at])) for at in sorted(by_time)]
+
+
 def _observation(q: SeriesQuery, series: list[Any] | None, now: datetime) -> Observation:
     if not series:
         return Observation.failed(
@@ -368,37 +419,25 @@ def _observation(q: SeriesQuery, series: list[Any] | None, now: datetime) -> Obs
             "empty",
             f"no time series matched in the last {q.lookback_seconds} s: {_desc(q)}",
         )
-    if len(series) > 1:
+    # With a split, the API returns one series per split key (the reducer groups by it); a
+    # server that did not reduce gets the same reduction here. Without a split, several series
+    # mean the user's filter/group-by leaves more than one: refuse rather than guess.
+    if len(series) > 1 and not (q.split and q.reducer in _REDUCERS):
         return Observation.failed(
             q.name,
             "invalid",
             f"{len(series)} time series matched {_desc(q)}; set a cross-series reducer (or narrow "
             "the filter) so that one series remains",
         )
-    s = series[0]
-    partial_after = now - timedelta(seconds=q.alignment_period_seconds)
-    drop_partial = q.aligner in _INTERVAL_ALIGNERS or int(s.metric_kind) in (2, 3)  # DELTA, CUM.
-    samples: list[Sample] = []
     try:
-        for point in s.points:
-            at = _as_utc(point.interval.end_time)
-            if at > now:
-                continue
-            if drop_partial and at > partial_after:
-                continue  # the newest interval may still be filling up
-            value = _point_value(point)
-            if not math.isfinite(value):
-                raise MetricError("invalid", f"point at {at.isoformat()} is {value}")
-            if q.non_negative and value < 0:
-                raise MetricError("invalid", f"point at {at.isoformat()} is negative ({value})")
-            samples.append(Sample(at, value))
+        per_series = [_samples(q, s, now) for s in series]
     except MetricError as err:
         return Observation.failed(q.name, err.kind, f"{err} ({_desc(q)})")
+    samples = per_series[0] if len(per_series) == 1 else _merge(q.reducer, per_series)
     if not samples:
         return Observation.failed(
             q.name, "empty", f"no complete point in the last {q.lookback_seconds} s: {_desc(q)}"
         )
-    samples.sort(key=lambda smp: smp.at)  # the API returns newest first
     return Observation(metric=q.name, samples=tuple(samples))
 
 

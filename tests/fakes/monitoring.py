@@ -111,6 +111,9 @@ class FakeMetricService:
     series: list[StoredSeries] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)  # ListTimeSeriesRequest (protobuf) log
     page_size_cap: int | None = None
+    # Knobs to act like a sloppier server: ignore the filter / the cross-series reducer.
+    honor_filter: bool = True
+    honor_reducer: bool = True
     _faults: list[Injected] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -164,6 +167,8 @@ class FakeMetricService:
             self.series.clear()
             self.requests.clear()
             self._faults.clear()
+            self.honor_filter = True
+            self.honor_reducer = True
 
     # -- the RPC -------------------------------------------------------------------------------
 
@@ -195,13 +200,14 @@ class FakeMetricService:
         matching = [
             s
             for s in stored
-            if s.project == project and all(s.field(k) in vals for k, vals in terms)
+            if s.project == project
+            and (not self.honor_filter or all(s.field(k) in vals for k, vals in terms))
         ]
         out = [self._windowed(s, start, end) for s in matching]
         out = [s for s in out if s.points]
         agg = request.aggregation
         reducer = common.Aggregation.Reducer(agg.cross_series_reducer).name
-        if reducer != "REDUCE_NONE":
+        if reducer != "REDUCE_NONE" and self.honor_reducer:
             out = _reduce(out, reducer, [_canonical(g) for g in agg.group_by_fields])
         offset = int(request.page_token or "0")
         size = request.page_size or len(out) or 1

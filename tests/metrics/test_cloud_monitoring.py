@@ -484,3 +484,33 @@ def test_groups_are_read_concurrently(
     )
     assert time.monotonic() - start < 1.2  # 4 x 0.4 s serially
     assert [o.latest.value for o in out if o.latest] == [0, 1, 2, 3]
+
+
+def test_sloppy_server_unfiltered_and_unreduced_series(
+    monitoring: FakeMetricService, monitoring_server: MonitoringServer
+) -> None:
+    """A server that ignores the filter and the reducer still yields the right values: series
+    of other metric types are dropped and a split's several series are reduced client-side."""
+    monitoring.honor_filter = False
+    monitoring.honor_reducer = False
+    for sub, parts in (("orders", (10, 20)), ("emails", (5,))):
+        for j, v in enumerate(parts):
+            monitoring.add_series(
+                "p",
+                BACKLOG,
+                "pubsub_subscription",
+                {"subscription_id": sub},
+                [(NOW - timedelta(seconds=60), v)],
+                metric_labels={"part": str(j)},
+            )
+        monitoring.add_series(
+            "p",
+            AGE,
+            "pubsub_subscription",
+            {"subscription_id": sub},
+            [(NOW - timedelta(seconds=60), 999)],
+        )
+    out = PubsubSource(reader=reader(monitoring_server)).fetch(
+        [request("b", pubsub("p", "orders")), request("b", pubsub("p", "emails"))], NOW
+    )
+    assert [o.latest.value for o in out if o.latest] == [30, 5]
