@@ -79,7 +79,10 @@ def parse_quantity(raw: Any) -> float:
         match = _QUANTITY.match(raw.strip())
         if match is None or match.group(2) not in _SUFFIX:
             raise ValueError(f"not a number or quantity: {raw!r}")
-        value = float(match.group(1)) * _SUFFIX[match.group(2)]
+        try:
+            value = float(match.group(1)) * _SUFFIX[match.group(2)]
+        except ValueError:
+            raise ValueError(f"not a number or quantity: {raw!r}") from None
     else:
         raise ValueError("must be a number or a quantity string like '500m'")
     if not math.isfinite(value):

@@ -129,10 +129,11 @@ def test_quantity(raw: object, value: float) -> None:
         ("10 msgs", "not a number or quantity"),
         ("5Q", "not a number or quantity"),
         ("inf", "not a number or quantity"),
+        ("1.5.2", "not a number or quantity"),
         (float("nan"), "must be finite"),
         ([1], "must be a number"),
     ],
-    ids=["bool", "words", "unknown-suffix", "inf-string", "nan", "list"],
+    ids=["bool", "words", "unknown-suffix", "inf-string", "two-dots", "nan", "list"],
 )
 def test_bad_quantity(raw: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -262,3 +263,16 @@ def test_any_time_zone_text_gives_a_schedule_or_spec_error(tz: str) -> None:
         spec.parse_policy(put("spec.schedules[0].timeZone", tz))
     except SpecError as exc:
         assert [p for p, _ in exc.problems] == ["spec.schedules[0].timeZone"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.from_regex(spec.QUANTITY_PATTERN, fullmatch=True))
+def test_every_quantity_the_crd_admits_parses(text: str) -> None:
+    """What the API server lets through as a quantity string, validate can read (the only
+    disagreement: numbers beyond a float's range, such as 1E310)."""
+    try:
+        value = spec.parse_quantity(text)
+    except ValueError as exc:
+        assert str(exc) == "must be finite"
+    else:
+        assert value >= 0
