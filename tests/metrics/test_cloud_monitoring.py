@@ -514,3 +514,16 @@ def test_sloppy_server_unfiltered_and_unreduced_series(
         [request("b", pubsub("p", "orders")), request("b", pubsub("p", "emails"))], NOW
     )
     assert [o.latest.value for o in out if o.latest] == [30, 5]
+
+
+def test_no_credentials_is_a_permission_failure(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gemini.metrics import cloud_monitoring
+
+    monkeypatch.delenv("GEMINI_MONITORING_ENDPOINT", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    monkeypatch.setattr(cloud_monitoring, "_CLIENTS", {})  # gemini's own cache, not the client
+    [obs] = PubsubSource().fetch([request("b", pubsub("p", "sub"))], NOW)
+    assert obs.error_kind == "permission"
+    assert "roles/monitoring.viewer" in (obs.error or "")

@@ -155,3 +155,15 @@ def test_bearer_token_file_is_sent_and_reread(stub: QueryStub, tmp_path: Path) -
     [err] = src.fetch([missing], now)
     assert err.error_kind == "permission" and "bearer token file" in (err.error or "")
     src.close()
+
+
+def test_google_auth_without_credentials_is_a_permission_failure(
+    stub: QueryStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    src = PrometheusSource()
+    [obs] = src.fetch([request("m", prom(stub.url, "q", auth={"google": True}))], datetime.now(UTC))
+    assert obs.error_kind == "permission"
+    assert "roles/monitoring.viewer" in (obs.error or "")
+    assert stub.requests == []  # nothing sent without a token
+    src.close()
