@@ -14,7 +14,7 @@ changed and why (a stable reason code per clip, see `Reason`):
 5. stabilization windows (up: lowest recent recommendation, down: highest); the window records
    the recommendation before rate limits, as HPA does;
 6. rate policies against the count at each period's start, then min/max (HPA), Bigtable's
-   scale-down guardrail;
+   scale-down guardrail (which also slows a drop to a lowered max: it outranks maxReplicas);
 7. cooldowns (up: since the last scale-up; down: since any scale event) and Bigtable's minimum
    interval between changes;
 8. the scaler's hard floor/ceiling (e.g. Bigtable storage), busy/blocked target;
@@ -159,6 +159,19 @@ def _match(
     return out
 
 
+def _bigtable_floor(spec: Spec, current: int, state: PolicyState, now: datetime) -> int:
+    """Fewest nodes Bigtable's scale-down guardrail allows now (<= current)."""
+    bt = spec.target.bigtable
+    assert bt is not None
+    return behavior.percent_down_floor(
+        current,
+        state.scale_events,
+        bt.max_scale_down_percent,
+        timedelta(seconds=bt.scale_down_period_seconds),
+        now,
+    )
+
+
 def decide(
     spec: Spec,
     state: PolicyState,
@@ -229,6 +242,12 @@ def decide(
     elif current > hi:
         desired, behaviors = hi, False
         note("bounds", hi, Reason.CURRENT_ABOVE_MAX.value)
+        if spec.target.bigtable is not None:
+            # a lowered max (schedule, edited spec) must not drop nodes faster than the guardrail
+            floor = _bigtable_floor(spec, current, state, now)
+            if desired < floor:
+                desired = floor
+                note("guardrail", desired, Reason.BIGTABLE_SCALE_DOWN_LIMIT.value)
     elif current < lo:
         desired, behaviors = lo, False
         note("bounds", lo, Reason.CURRENT_BELOW_MIN.value)
@@ -287,13 +306,7 @@ def decide(
             note("rate", desired, why)
         bt = spec.target.bigtable
         if bt is not None and desired < current:
-            floor = behavior.percent_down_floor(
-                current,
-                events,
-                bt.max_scale_down_percent,
-                timedelta(seconds=bt.scale_down_period_seconds),
-                now,
-            )
+            floor = _bigtable_floor(spec, current, state, now)
             if desired < floor:
                 desired = floor
                 note("guardrail", desired, Reason.BIGTABLE_SCALE_DOWN_LIMIT.value)

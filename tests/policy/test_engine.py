@@ -888,6 +888,30 @@ BIGTABLE = [
     ),
 ]
 
+BT_NIGHT = {"name": "night", "cron": "0 22 * * *", "durationSeconds": 28800, "maxReplicas": 5}
+
+BIGTABLE += [
+    # a schedule lowering max does not drop 30 -> 5 nodes at once: 10 % per 10 minutes
+    Case(
+        "bigtable-lowered-max-still-guarded",
+        make_spec(bigtable=BT, schedules=[BT_NIGHT]),
+        30,
+        {"q": 100},
+        27,
+        "BigtableScaleDownLimit",
+        now=datetime(2026, 3, 2, 23, 0, tzinfo=UTC),
+    ),
+    Case(
+        "kubernetes-lowered-max-immediate",
+        make_spec(schedules=[BT_NIGHT]),
+        30,
+        {"q": 100},
+        5,
+        "CurrentAboveMax",
+        now=datetime(2026, 3, 2, 23, 0, tzinfo=UTC),
+    ),
+]
+
 SCALER = [
     Case(
         "scaler-floor",
