@@ -344,7 +344,10 @@ class MonitoringReader:
         for s in series:
             if wanted_type and s.metric.type and s.metric.type != wanted_type:
                 continue  # not what was asked for (a server that ignored part of the filter)
-            key = tuple(_label(s, f) or "" for f in fields)
+            if len(values) == 1:  # the filter named one resource: every series is its
+                key = tuple(values[0])
+            else:
+                key = tuple(_label(s, f) or "" for f in fields)
             by_split[key].append(s)
         return by_split
 
