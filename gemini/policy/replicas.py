@@ -24,8 +24,16 @@ EPSILON = 1e-9
 _WITHIN = Reason.WITHIN_TOLERANCE.value
 
 
+MAX_PROPOSAL = 2**31 - 1  # Kubernetes replica counts are int32
+
+
 def ceil(x: float) -> int:
-    """ceil that ignores float noise just above an integer."""
+    """ceil that ignores float noise just above an integer, clamped to [0, MAX_PROPOSAL] (a
+    negative metric asks for nothing; an overflowing ratio asks for everything)."""
+    if x >= MAX_PROPOSAL:
+        return MAX_PROPOSAL
+    if x <= 0:
+        return 0
     return math.ceil(x - EPSILON)
 
 

@@ -979,7 +979,23 @@ MODES = [
     ),
 ]
 
-ALL = STABILIZATION + RATE + COOLDOWN + SCHEDULES + FALLBACK + STALENESS + WINDOWS + ACTIVATION
+EXTREMES = [
+    Case("huge-value-capped", make_spec([metric("q", 0.001)]), 4, {"q": 1e308}, 8, "ScaleUpLimit"),
+    Case("negative-value-asks-for-none", make_spec(down=W0), 4, {"q": -50}, 1, "TooFewReplicas"),
+    Case("infinite-value-is-error", make_spec(), 4, {"q": float("inf")}, 4, "MetricError"),
+]
+
+ALL = (
+    EXTREMES
+    + STABILIZATION
+    + RATE
+    + COOLDOWN
+    + SCHEDULES
+    + FALLBACK
+    + STALENESS
+    + WINDOWS
+    + ACTIVATION
+)
 ALL += BIGTABLE + SCALER + MODES
 
 CLIP_STAGES = {"stabilization", "rate", "guardrail", "cooldown", "scaler", "bounds", "activation"}

@@ -97,6 +97,7 @@ def states(draw: st.DrawFn, hi: int) -> PolicyState:
 
 
 values = st.floats(0.0, 5000.0, allow_nan=False)
+any_values = values | st.floats(allow_nan=False, allow_infinity=False)
 
 
 def observations(
@@ -116,7 +117,7 @@ def test_desired_within_bounds(data: st.DataObject) -> None:
     state = data.draw(states(spec.max_replicas))
     current = data.draw(st.integers(1, spec.max_replicas * 2))
     vals = data.draw(
-        st.lists(st.none() | values, min_size=len(drawn.metrics), max_size=len(drawn.metrics))
+        st.lists(st.none() | any_values, min_size=len(drawn.metrics), max_size=len(drawn.metrics))
     )
     decision, _ = decide(
         spec, state, observations(drawn.metrics, vals, T0), Capacity(current=current), T0
