@@ -254,3 +254,38 @@ def test_record_needs_a_monitoring_metric(
     assert record(policy=policy, output=tmp_path / "x.csv") == 1  # several metrics, none chosen
     assert "--metric" in capsys.readouterr().err
     assert record(policy=policy, metric_name="nope", output=tmp_path / "x.csv") == 1
+
+
+def test_record_through_the_cli(
+    monitoring: FakeMetricService, monitoring_server: MonitoringServer, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    monitoring.add_series(
+        "acme",
+        "custom.googleapis.com/load",
+        "global",
+        {},
+        [(now - timedelta(minutes=m), float(m)) for m in (3, 2, 1)],
+    )
+    out = tmp_path / "load.csv"
+    done = run_cli(
+        [
+            "record",
+            "--project",
+            "acme",
+            "--filter",
+            'metric.type = "custom.googleapis.com/load"',
+            "--aligner",
+            "ALIGN_MAX",
+            "--alignment-period",
+            "60",
+            "--days",
+            "0.01",
+            "-o",
+            str(out),
+        ],
+        monitoring_server.endpoint,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 3 samples" in done.stdout
+    assert list(read_trace(out).values) == [3.0, 2.0, 1.0]
