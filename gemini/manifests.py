@@ -278,13 +278,18 @@ def evaluate_json(decision: Decision) -> dict[str, Any]:
 
 
 def evaluate_command(
-    path: Path, current: int, metric_args: Sequence[str], as_json: bool, now_text: str | None, name: str | None
+    path: Path,
+    current: int,
+    metric_args: Sequence[str],
+    as_json: bool,
+    now_text: str | None,
+    name: str | None,
 ) -> int:
     try:
         policy = load_policy(path, name)
     except SpecError as exc:
         for p, m in exc.problems:
-            print(f"{path}: {p}: {m}", file=sys.stderr)
+            print(f"{path}: {p}: {m}" if p else f"{path}: {m}", file=sys.stderr)
         return 1
     known = {m.name for m in policy.spec.metrics}
     values: dict[str, float] = {}
@@ -296,7 +301,9 @@ def evaluate_command(
             bad.append(f"--metric {arg!r}: expected NAME=VALUE")
             continue
         if metric_name not in known:
-            bad.append(f"--metric {metric_name}: the policy has no such metric (it has: {', '.join(sorted(known))})")
+            bad.append(
+                f"--metric {metric_name}: the policy has no such metric (it has: {', '.join(sorted(known))})"
+            )
             continue
         try:
             values[metric_name] = parse_metric_value(raw)
@@ -317,5 +324,7 @@ def evaluate_command(
         print(f"{policy.key}: {decision.summary()}")
         for m in decision.metrics:
             shown = "-" if m.value is None else f"{m.value:g}"
-            print(f"  {m.name}: value {shown} target {m.target} ({m.target_type}) -> {m.proposed} [{m.status.value}] {m.reason or ''}")
+            print(
+                f"  {m.name}: value {shown} target {m.target} ({m.target_type}) -> {m.proposed} [{m.status.value}] {m.reason or ''}"
+            )
     return 0

@@ -506,3 +506,22 @@ def test_invalid_policy_file(tmp_path: Path) -> None:
 def test_negative_current_is_usage_error(tmp_path: Path) -> None:
     code, _, _ = run(tmp_path, manifest(ONE_RPS), "--current", "-1")
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(None, "cannot read file", id="no-file"),
+        pytest.param("a: [\n", "invalid YAML", id="bad-yaml"),
+        pytest.param("", "no ScalingPolicy document in file", id="empty"),
+    ],
+)
+def test_unreadable_policy_file(tmp_path: Path, text: str | None, message: str) -> None:
+    path = tmp_path / "policy.yaml"
+    if text is not None:
+        path.write_text(text)
+    result = runner.invoke(app, ["evaluate", "--policy", str(path), "--current", "2"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{path}: ")
+    assert ": : " not in result.stderr
+    assert message in result.stderr
