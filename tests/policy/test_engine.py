@@ -1207,3 +1207,42 @@ def test_schedule_activity(cron: str, tz: str, when: datetime, active: bool) -> 
 
     sched = Schedule(name="s", cron=cron, time_zone=tz, duration_seconds=3600, min_replicas=5)
     assert is_active(sched, when) is active
+
+
+# -- sequences and records -------------------------------------------------------------------------
+
+
+def test_hpa_docs_scale_down_sequence() -> None:
+    """HPA docs: 80 replicas, 10 %/60 s and 4 pods/60 s (Max), load for 10 replicas, a tick every
+    15 s. One step per minute: 10 % while above 40 replicas, 4 pods below, then the target."""
+    spec = make_spec(
+        [{"name": "rps", "source": PROM, "target": {"type": "AverageValue", "averageValue": 100}}],
+        down={
+            **W0,
+            "policies": [
+                {"type": "Pods", "value": 4, "periodSeconds": 60},
+                {"type": "Percent", "value": 10, "periodSeconds": 60},
+            ],
+        },
+    )
+    state, current = PolicyState(), 80
+    per_minute = []
+    for tick in range(14 * 4):
+        now = T0 + timedelta(seconds=15 * tick)
+        d, state = decide(spec, state, observe({"rps": 1000}, now), Capacity(current=current), now)
+        if d.desired != current:
+            assert tick % 4 == 0, f"changed mid-minute at tick {tick}"
+            state = state.with_scale_event(now, current, d.desired)
+            current = d.desired
+        if tick % 4 == 3:
+            per_minute.append(current)
+    assert per_minute == [72, 64, 57, 51, 45, 40, 36, 32, 28, 24, 20, 16, 12, 10]
+
+
+def test_decision_round_trips_through_json() -> None:
+    import json
+
+    case = next(c for c in FALLBACK if c.id == "hold-missing-holds-down")
+    decision, _ = run(case)
+    again = Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
+    assert again == decision
