@@ -30,6 +30,7 @@ class Entry:
     policy: ScalingPolicy | None
     error: SpecError | None
     state: PolicyState
+    own_state: bool = False  # True once this process evaluated it (state newer than status)
 
     @property
     def status(self) -> Mapping[str, Any]:
@@ -55,8 +56,9 @@ def key_of(raw: Mapping[str, Any]) -> str:
 
 
 def build_entry(raw: Mapping[str, Any], previous: Entry | None) -> Entry:
-    """Parse `raw`. The state is kept from `previous` (the controller's own, newest) or restored
-    from `status.state` when the policy is new to this process (start, failover)."""
+    """Parse `raw`. The state is kept from `previous` when this process has been evaluating the
+    policy (its own state is the newest); otherwise it is restored from `status.state`, which the
+    acting leader keeps current (start, standby, failover)."""
     meta = _meta(raw)
     policy: ScalingPolicy | None = None
     error: SpecError | None = None
@@ -65,7 +67,7 @@ def build_entry(raw: Mapping[str, Any], previous: Entry | None) -> Entry:
         policy = parse_policy(doc)
     except SpecError as exc:
         error = exc
-    if previous is not None:
+    if previous is not None and previous.own_state:
         state = previous.state
     else:
         status = raw.get("status")
@@ -83,6 +85,7 @@ def build_entry(raw: Mapping[str, Any], previous: Entry | None) -> Entry:
         policy=policy,
         error=error,
         state=state,
+        own_state=previous is not None and previous.own_state,
     )
 
 
@@ -139,6 +142,18 @@ class PolicyCache:
             self._notify(key, old, None)
         return old
 
+    def disown_all(self) -> None:
+        """Forget that our states are newest (we stopped leading): the next leader's status wins,
+        and on regaining the lease each state is restored from status again."""
+        with self._lock:
+            for key, entry in self._entries.items():
+                if entry.own_state:
+                    status = entry.raw.get("status")
+                    restored = PolicyState.from_status(
+                        status.get("state") if isinstance(status, Mapping) else None
+                    )
+                    self._entries[key] = replace(entry, state=restored, own_state=False)
+
     def replace_all(self, raws: list[Mapping[str, Any]], namespace: str | None = None) -> None:
         """A relist of one scope (a namespace, or all when None): upsert everything listed and
         delete what is gone from that scope."""
@@ -155,7 +170,7 @@ class PolicyCache:
             old = self._entries.get(key)
             if old is None:
                 return
-            new = replace(old, state=state)
+            new = replace(old, state=state, own_state=True)
             if raw is not None and _meta(raw).get("generation") == old.generation:
                 new = replace(new, raw=raw, resource_version=_meta(raw).get("resourceVersion"))
             self._entries[key] = new

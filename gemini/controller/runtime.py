@@ -185,6 +185,7 @@ class Controller:
 
     def on_stopped_leading(self) -> None:
         self.telemetry.leader.set(0)
+        self.cache.disown_all()
 
     # -- cache changes -------------------------------------------------------------------------
 
