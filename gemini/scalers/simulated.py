@@ -47,19 +47,25 @@ class SimulatedScaler:
         self.model = model
         self.max_capacity = max_capacity
         self.applied = 0
+        self._last: tuple[int, int, int | None, Capacity] | None = None
 
     def capacity(self, ref: TargetRef, now: datetime) -> Capacity:
         m = self.model
-        t = now.timestamp()
         floor = m.floor
-        ready = m.ready(t)
-        return Capacity(
-            current=m.count,
-            ready=int(ready),
+        current = m.count
+        ready = int(m.ready(now.timestamp()))
+        last = self._last
+        if last is not None and last[0] == current and last[1] == ready and last[2] == floor:
+            return last[3]  # an immutable value: reuse it while nothing changed
+        cap = Capacity(
+            current=current,
+            ready=ready,
             floor=floor,
             floor_reason="StorageFloor" if floor is not None else None,
             ceiling=self.max_capacity,
         )
+        self._last = (current, ready, floor, cap)
+        return cap
 
     def apply(self, ref: TargetRef, desired: int, now: datetime) -> ApplyResult:
         m = self.model

@@ -257,22 +257,24 @@ def replay(
     t0 = grid.t0
     tick = loop.tick
     prev_load = demand[0]
+    current = model.count
+    advance, sample, ready_capacity = model.advance, reader.sample, model.ready_capacity
+    set_clock, fromtimestamp = clock.set, datetime.fromtimestamp
     for k in range(n):
         t = t0 + k * step
         load = demand[k]
-        model.advance(t, prev_load)
-        reader.sample(t, load)
+        advance(t, prev_load)
+        sample(t, load)
         if k % every == 0:
-            now = datetime.fromtimestamp(t, UTC)
-            clock.set(now)
-            before = model.count
-            res = tick(policy, state, reader=reader, scaler=scaler, now=clock.now(), sink=sink)
-            state = res.state
+            now = fromtimestamp(t, UTC)
+            set_clock(now)
+            state = tick(policy, state, reader=reader, scaler=scaler, now=now, sink=sink).state
             after = model.count
-            if after != before:
-                events.append((t, after - before))
-        count[k] = model.count
-        ready_cap[k] = model.ready_capacity(t)
+            if after != current:
+                events.append((t, after - current))
+                current = after
+        count[k] = current
+        ready_cap[k] = ready_capacity(t)
         if age is not None:
             age[k] = model.observe("oldestUnackedAgeSeconds", load, t)
         prev_load = load

@@ -31,8 +31,9 @@ def slo_of(scenario: Scenario) -> Slo:
     return Slo(s.max_utilization, s.max_age_seconds)
 
 
-def grid_of(scenario: Scenario, step: float = 15.0) -> Grid:
-    return make_grid(scenario.trace, step, scenario.exclude)
+def grid_of(scenario: Scenario, step: float | None = None) -> Grid:
+    """The replay grid: `stepSeconds` of the scenario (default 15 s, HPA's sync period)."""
+    return make_grid(scenario.trace, step or scenario.spec.step_seconds, scenario.exclude)
 
 
 def mapping_for(scenario: Scenario, policy: ScalingPolicy) -> dict[str, str]:
@@ -148,7 +149,7 @@ def simulate(
     scenario: Scenario,
     *,
     on_decision: Callable[[Decision], None] | None = None,
-    step: float = 15.0,
+    step: float | None = None,
 ) -> Outcome:
     """Every policy, then every baseline, on one grid."""
     started = time.perf_counter()

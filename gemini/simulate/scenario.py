@@ -109,6 +109,7 @@ class ScenarioSpec(_M):
     policies: list[str | dict[str, Any]] = Field(default_factory=list)
     baselines: list[Baseline] = Field(default_factory=lambda: list(BASELINE_NAMES))
     flap_window_seconds: float = Field(600.0, gt=0)
+    step_seconds: float = Field(15.0, gt=0, le=3600)
     max_replicas: int | None = Field(None, ge=1)
     tune: TuneSpec = Field(default_factory=TuneSpec)
 
