@@ -270,8 +270,8 @@ def create_app(
         since = _time_param(request, "since")
         until = _time_param(request, "until")
         hours = _int_param(request, "hours", 24, 1, 24 * 365)
-        if until is None:
-            until = summary.last_at + timedelta(microseconds=1)
+        if until is None:  # the minute after the newest decision (fits datetime-local inputs)
+            until = summary.last_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
         if since is None:
             since = until - timedelta(hours=hours)
         if since >= until:
@@ -310,7 +310,7 @@ def create_app(
             since_value=_local(since),
             until_value=_local(until),
             ranges=[("1h", 1), ("6h", 6), ("24h", 24), ("7d", 168)],
-            chart=chart_data(decisions, twin_series),
+            chart=chart_data(decisions, twin_series, (since, until)),
         )
 
     async def plotly(request: Request) -> Response:
@@ -340,7 +340,9 @@ def _local(dt: datetime) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M")
 
 
-def chart_data(decisions: list[Decision], twins: list[dict[str, Any]]) -> dict[str, Any]:
+def chart_data(
+    decisions: list[Decision], twins: list[dict[str, Any]], window: tuple[datetime, datetime]
+) -> dict[str, Any]:
     """What app.js draws: capacity with min/max band, decision markers, one series per metric."""
     ds = list(reversed(decisions))  # oldest first
     t = [iso(d.at) for d in ds]
@@ -374,4 +376,5 @@ def chart_data(decisions: list[Decision], twins: list[dict[str, Any]]) -> dict[s
         "events": events,
         "metrics": [{"name": k, **v} for k, v in metrics.items()],
         "twins": twins,
+        "range": [iso(window[0]), iso(window[1])],
     }

@@ -13,7 +13,7 @@
     height: 280,
     hovermode: "closest",
     legend: { orientation: "h", y: -0.2 },
-    xaxis: { type: "date" },
+    xaxis: { type: "date", range: data.range },
     paper_bgcolor: "#fff", plot_bgcolor: "#fafafa"
   };
   var config = { displayModeBar: false, responsive: true };
