@@ -6,6 +6,7 @@ error lines `FILE: NAME: FIELD: MESSAGE`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -163,10 +164,36 @@ def _other_kind(doc: Any) -> bool:
     )
 
 
+# ObjectMeta's fields (k8s.io/apimachinery meta/v1). parse_policy ignores metadata it does not
+# read; validate still catches a misspelt key such as `namespce`.
+OBJECT_META_FIELDS = (
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+)
+
+
 def _cluster_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    """What parse_policy accepts but `kubectl apply` would not: the CRD types quantities as
-    int-or-string, so a decimal number must be written as a string."""
+    """What parse_policy accepts but `kubectl apply` would not: a misspelt metadata key, and a
+    decimal number where the CRD types a quantity as int-or-string."""
     out: list[tuple[str, str]] = []
+    for key in doc["metadata"]:
+        if key not in OBJECT_META_FIELDS:
+            close = difflib.get_close_matches(str(key), OBJECT_META_FIELDS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            out.append((f"metadata.{key}", f"unknown field{hint}"))
     for i, metric in enumerate(doc["spec"]["metrics"]):
         target = metric.get("target") or {}
         for key in ("value", "averageValue"):

@@ -75,6 +75,11 @@ BAD = [
         ],
     ),
     (
+        "typo-in-metadata",
+        dump(put("metadata.namespce", "jobs")),
+        ["worker: metadata.namespce: unknown field; did you mean namespace?"],
+    ),
+    (
         "duplicate-metric-names",
         dump(_two_metrics()),
         ["worker: spec.metrics[1].name: duplicate metric name 'backlog' (also metrics[0])"],
