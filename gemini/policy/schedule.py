@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -69,6 +69,15 @@ def crontab_days(field: str) -> str:
     return ",".join(_DAYS[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
 
 
+_NEXT: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+_MEMO_SPAN = timedelta(days=7)
+
+
+@lru_cache(maxsize=256)
+def _zone(tz: str) -> ZoneInfo:
+    return ZoneInfo(tz)
+
+
 @lru_cache(maxsize=1024)
 def _trigger(cron: str, tz: str) -> CronTrigger:
     minute, hour, day, month, dow = cron.split()
@@ -104,13 +113,42 @@ class Bounds:
     active: tuple[str, ...] = ()
 
 
+def _same_offset(a: datetime, b: datetime, zone: ZoneInfo) -> bool:
+    """Both instants in one UTC offset of `zone`. A start inside a spring-forward gap carries
+    the old offset, so each is normalized through UTC first."""
+    offset = a.astimezone(UTC).astimezone(zone).utcoffset()
+    return (
+        offset == a.utcoffset() == b.utcoffset() == b.astimezone(UTC).astimezone(zone).utcoffset()
+    )
+
+
+def first_start_at_or_after(cron: str, tz: str, since: datetime) -> datetime | None:
+    """The first start of `cron` in `tz` at or after `since` (APScheduler's answer).
+
+    Memoized without changing the answer: an earlier answer `start` for `lo` is reused for any
+    `since` in [lo, start] only when no UTC-offset change lies between (same offset, under a
+    week apart), because within one offset there is no start in [lo, start) by construction.
+    """
+    key = (cron, tz)
+    hit = _NEXT.get(key)
+    if hit is not None and hit[0] <= since <= hit[1]:
+        return hit[1]
+    zone = _zone(tz)
+    local = since.astimezone(zone)
+    start: datetime | None = _trigger(cron, tz).get_next_fire_time(None, local)
+    if start is not None and start - local <= _MEMO_SPAN and _same_offset(local, start, zone):
+        if len(_NEXT) > 4096:
+            _NEXT.clear()
+        _NEXT[key] = (since, start)
+    return start
+
+
 def is_active(schedule: Schedule, now: datetime) -> bool:
     """True when a start of `schedule` lies in (now - duration, now]: active for
     [start, start + duration)."""
-    trigger = _trigger(schedule.cron, schedule.time_zone)
     # the trigger returns the first fire time >= `since` (rounded up to the second)
     since = now - timedelta(seconds=schedule.duration_seconds) + timedelta(microseconds=1)
-    start = trigger.get_next_fire_time(None, since.astimezone(ZoneInfo(schedule.time_zone)))
+    start = first_start_at_or_after(schedule.cron, schedule.time_zone, since)
     return start is not None and start <= now
 
 

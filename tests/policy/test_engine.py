@@ -1246,3 +1246,47 @@ def test_decision_round_trips_through_json() -> None:
     decision, _ = run(case)
     again = Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
     assert again == decision
+
+
+@pytest.mark.parametrize(
+    ("cron", "tz", "start"),
+    [
+        pytest.param(
+            "30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 20, tzinfo=UTC), id="spring-gap"
+        ),
+        pytest.param(
+            "30 1 * * *",
+            "America/New_York",
+            datetime(2026, 10, 31, 20, tzinfo=UTC),
+            id="autumn-fold",
+        ),
+        pytest.param(
+            "*/20 8-18 * * 1-5",
+            "Asia/Tokyo",
+            datetime(2026, 3, 6, 0, tzinfo=UTC),
+            id="weekday-business-hours",
+        ),
+        pytest.param("0 0 1 * *", "UTC", datetime(2026, 1, 31, 12, tzinfo=UTC), id="monthly"),
+    ],
+)
+def test_schedule_memo_gives_the_uncached_answer(cron: str, tz: str, start: datetime) -> None:
+    """The memoized first-start lookup answers exactly like a fresh trigger, in time order and
+    in shuffled order, across DST changes."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    from gemini.policy import schedule
+
+    times = [start + timedelta(seconds=97 * i + 0.25) for i in range(1500)]  # ~40 h
+    shuffled = times[:]
+    random.Random(3).shuffle(shuffled)
+    for when in times + shuffled:
+        fresh = schedule.CronTrigger(
+            minute=cron.split()[0],
+            hour=cron.split()[1],
+            day=cron.split()[2],
+            month=cron.split()[3],
+            day_of_week=schedule.crontab_days(cron.split()[4]),
+            timezone=ZoneInfo(tz),
+        ).get_next_fire_time(None, when.astimezone(ZoneInfo(tz)))
+        assert schedule.first_start_at_or_after(cron, tz, when) == fresh, when
