@@ -55,9 +55,7 @@ def main() -> int:
     rows.append(("CPU seconds, full replay", f"{best:.2f}", "goal < 6 s (process CPU time)"))
     rows.append(("wall seconds, full replay", f"{wall:.2f}", "differs from CPU on a busy host"))
     rate = n / best
-    rows.append(
-        ("ticks per CPU second", f"{rate:,.0f}", f"{rate / 30000:.2f}x the 30,000/s goal")
-    )
+    rows.append(("ticks per CPU second", f"{rate:,.0f}", f"{rate / 30000:.2f}x the 30,000/s goal"))
     rows.append(("CPU microseconds per tick", f"{1e6 / rate:.1f}", "goal <= 33.3"))
 
     # where the time goes: time engine.decide calls in a second run
@@ -79,7 +77,9 @@ def main() -> int:
     finally:
         engine.decide = real  # type: ignore[assignment]
     share = spent[0] / total
-    rows.append(("engine.decide share of a tick", f"{share:.0%}", f"{spent[0] / n * 1e6:.1f} us/call"))
+    rows.append(
+        ("engine.decide share of a tick", f"{share:.0%}", f"{spent[0] / n * 1e6:.1f} us/call")
+    )
     rows.append(
         (
             "simulator + loop share",

@@ -1,7 +1,7 @@
 """Run every scenario in this folder; write results/results.md and results/results.json.
 
-    .venv/bin/python simulations/run_suite.py            # simulate all scenarios
-    .venv/bin/python simulations/run_suite.py --tune 30  # also tune each (30 trials, 2 jobs)
+.venv/bin/python simulations/run_suite.py            # simulate all scenarios
+.venv/bin/python simulations/run_suite.py --tune 30  # also tune each (30 trials, 2 jobs)
 """
 
 from __future__ import annotations

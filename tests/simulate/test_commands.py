@@ -138,3 +138,18 @@ def test_tune_rejects_unknown_parameter(tmp_path: Path, capsys: pytest.CaptureFi
     path = write_scenario(tmp_path, tune={"space": {"warpFactor": {"low": 1, "high": 2}}})
     assert tune_command(path, 2, 0, None, None, 1) == 1
     assert "tune.space.warpFactor: unknown parameter" in capsys.readouterr().err
+
+
+def test_suite_runs_every_scenario_and_survives_a_broken_one(tmp_path: Path) -> None:
+    from gemini.simulate.suite import main
+
+    write_scenario(tmp_path, [3.0] * 30)
+    (tmp_path / "broken.yaml").write_text("name: broken\ntrace: {file: nope.csv}\n")
+    out = tmp_path / "results"
+    assert main([str(tmp_path), "--out", str(out)]) == 1  # the broken one is reported
+    data = json.loads((out / "results.json").read_text())
+    assert {r["file"] for r in data} == {"broken.yaml", "scenario.yaml"}
+    good = next(r for r in data if r["file"] == "scenario.yaml")
+    assert [r["name"] for r in good["results"]] == ["web", "oracle", "static-peak", "hpa-default"]
+    md = (out / "results.md").read_text()
+    assert "| synthetic | oracle | baseline |" in md and "broken.yaml" in md
