@@ -553,6 +553,7 @@ class KubeServer:
         self._denials: list[_Denial] = []
         self._drop_generation = 0
         self._hooks: list[Callable[[str, str], None]] = []
+        self._conns: set[socket.socket] = set()
         self._stopping = False
         self.log: deque[RequestRecord] = deque(maxlen=100_000)
         self._httpd: ThreadingHTTPServer | None = None
@@ -582,6 +583,16 @@ class KubeServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        self.close_connections()
+
+    def close_connections(self) -> None:
+        """Cut every open client connection (keep-alive ones too), as a restarting API server
+        would; clients reconnect on their next request."""
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> KubeServer:
         return self.start()
@@ -1460,6 +1471,14 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without this, Nagle + delayed ACK add
         # ~40 ms to every keep-alive request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.kube._lock:
+            self.kube._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.kube._lock:
+            self.kube._conns.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

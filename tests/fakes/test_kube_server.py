@@ -443,3 +443,11 @@ def test_kubeconfig_file_points_at_the_server(kube_server: KubeServer, tmp_path:
     with client.ApiClient(cfg) as api_client:
         names = [n.metadata.name for n in client.CoreV1Api(api_client).list_namespace().items]
     assert names == ["default", "kube-system"]
+
+
+def test_stop_cuts_keep_alive_connections(kube_server: KubeServer, api: Any) -> None:
+    core = client.CoreV1Api(api)
+    assert core.list_namespace().items  # opens a pooled keep-alive connection
+    kube_server.stop()
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        core.list_namespace(_request_timeout=2)
