@@ -140,6 +140,7 @@ class Controller:
         deadlines: Deadlines = Deadlines(),
         watch_timeout_seconds: int = 300,
         identity: str = "gemini",
+        status_refresh_seconds: float = 60.0,
     ) -> None:
         self.clock = clock
         self.cache = PolicyCache()
@@ -166,9 +167,15 @@ class Controller:
         )
         self.cache.subscribe(self._on_change)
         self._invalid_reported: dict[str, tuple[int | None, str]] = {}
+        # Status writes: at once when anything visible changed, else every refresh interval.
+        self.status_refresh_seconds = status_refresh_seconds
+        self._written: dict[str, tuple[Any, datetime]] = {}
+        self.status_writes = 0
+        self.status_skipped = 0
         self._lock = threading.Lock()
         self.evaluations = 0
-        self.lags: list[float] = []  # seconds behind schedule per batch (bounded below)
+        self.lags: list[float] = []  # seconds behind schedule per batch start (bounded below)
+        self.done_lags: list[float] = []  # seconds from due time to a policy's tick being done
         self._started = False
 
     # -- leadership ----------------------------------------------------------------------------
@@ -195,6 +202,7 @@ class Controller:
             if old is not None:
                 self.telemetry.forget(old.namespace, old.name)
             self._invalid_reported.pop(key, None)
+            self._written.pop(key, None)
             return
         if new.error is not None or new.policy is None:
             self.scheduler.unschedule(key)
@@ -260,7 +268,7 @@ class Controller:
                 self.deadlines.apply_seconds,
             )
             futures: list[Future[None]] = [
-                self.pool.submit(self._tick_one, e, pre, started) for e in entries
+                self.pool.submit(self._tick_one, e, pre, started, due) for e in entries
             ]
             wait(futures)
             for f in futures:
@@ -342,7 +350,7 @@ class Controller:
             observations = [Observation.failed(r.metric.name, "error", str(exc)) for r in requests]
         return {(r.policy, r.metric.name): o for r, o in zip(requests, observations, strict=True)}
 
-    def _tick_one(self, entry: Entry, pre: _Prefetched, now: datetime) -> None:
+    def _tick_one(self, entry: Entry, pre: _Prefetched, now: datetime, due: datetime) -> None:
         policy = _pol(entry)
         [result] = loop.tick_batch([(policy, entry.state)], reader=pre, scaler=pre, now=now)
         if not self.is_leader():
@@ -363,9 +371,25 @@ class Controller:
         body = status_mod.tick_status(
             current.status, entry.generation, result, now, target=policy.spec.target.describe()
         )
-        returned = self._write_status(entry, body)
-        if returned is not None:
-            self.cache.set_state(entry.key, result.state, returned)
+        visible = status_mod.visible_key(body)
+        last = self._written.get(entry.key)
+        if (
+            last is not None
+            and last[0] == visible
+            and (now - last[1]).total_seconds() < self.status_refresh_seconds
+        ):
+            self.status_skipped += 1
+        else:
+            returned = self._write_status(entry, body)
+            self.status_writes += 1
+            if returned is not None:
+                self._written[entry.key] = (visible, now)
+                self.cache.set_state(entry.key, result.state, returned)
+        done = (self.clock.now() - due).total_seconds()
+        with self._lock:
+            self.done_lags.append(done)
+            if len(self.done_lags) > 200_000:
+                del self.done_lags[: len(self.done_lags) // 2]
 
     def _write_status(self, entry: Entry, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         try:

@@ -271,6 +271,26 @@ def tick_status(
     return status
 
 
+def visible_key(status: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a reader of the status would notice changing (not timestamps of routine ticks, not
+    sample ages). Used to skip writes that would only refresh `lastEvaluationTime` and `state`."""
+    last = status.get("lastDecision") or {}
+    return (
+        status.get("observedGeneration"),
+        status.get("currentReplicas"),
+        status.get("desiredReplicas"),
+        status.get("lastScaleTime"),
+        tuple(
+            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+            for c in status.get("conditions") or []
+        ),
+        tuple(last.get("reasons") or ()),
+        last.get("applied"),
+        tuple((m.get("name"), m.get("value"), m.get("status")) for m in last.get("metrics") or []),
+        len((status.get("state") or {}).get("scaleEvents") or ()),
+    )
+
+
 def invalid_status(
     old_status: Mapping[str, Any], generation: int | None, error: SpecError, now: datetime
 ) -> dict[str, Any]:
