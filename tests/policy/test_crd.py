@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gemini.cli import app
 from gemini.errors import SpecError
 from gemini.policy import crd, spec
 from tests.policy import samples
-from tests.policy.crd_checks import structural_problems, value_problems
+from tests.policy.crd_checks import compile_rules, structural_problems, value_problems
 from tests.policy.samples import BIGTABLE_CPU, BIGTABLE_TARGET, STEPS, base, drop, put
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +24,9 @@ EXAMPLES = sorted((ROOT / "deploy" / "examples").glob("*.yaml"))
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    return crd.schema()
+    generated = crd.schema()
+    assert compile_rules(generated) == sum(len(r) for r in crd.RULES.values())
+    return generated
 
 
 def test_committed_crd_is_current() -> None:
@@ -202,3 +206,71 @@ def test_rules_only_validate_knows(schema: dict[str, Any], doc: dict[str, Any]) 
     assert value_problems(schema, doc) == []
     with pytest.raises(SpecError):
         spec.parse_policy(doc)
+
+
+# Whatever `gemini validate` accepts, the API server accepts too (a stricter CRD would turn
+# away manifests that validate passed). Random edits of a valid manifest, both sides asked.
+_QUANTITY = st.from_regex(spec.QUANTITY_PATTERN, fullmatch=True)
+_SUBSCRIPTION = st.from_regex(
+    r"projects/[a-z0-9-]{1,12}/subscriptions/[A-Za-z0-9_.~+%-]{1,12}", fullmatch=True
+)
+_EDITS: list[tuple[str, st.SearchStrategy[Any]]] = [
+    ("spec.minReplicas", st.integers(-2, 30)),
+    ("spec.maxReplicas", st.integers(-1, 30)),
+    ("spec.intervalSeconds", st.integers(0, 4000)),
+    ("spec.mode", st.sampled_from(["Active", "Shadow", "Paused", "active", ""])),
+    (
+        "spec.metrics[0].target",
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["Value", "AverageValue", "Utilization"]),
+                "averageValue": st.one_of(
+                    st.integers(-5, 10**6),
+                    _QUANTITY,
+                    st.sampled_from(["500m", "1.5", "2Gi", "-1", "abc"]),
+                ),
+            }
+        ),
+    ),
+    ("spec.metrics[0].maxAgeSeconds", st.integers(-1, 90000)),
+    ("spec.metrics[0].windowFunction", st.sampled_from(["Last", "Mean", "Max", "Median"])),
+    ("spec.metrics[0].source.pubsub.subscription", st.one_of(_SUBSCRIPTION, st.text(max_size=20))),
+    ("spec.target.kubernetes.name", st.from_regex(r"[a-zA-Z0-9.-]{0,12}", fullmatch=True)),
+    (
+        "spec.target.kubernetes.kind",
+        st.sampled_from(["Deployment", "StatefulSet", "deployment", "Rollout"]),
+    ),
+    (
+        "spec.target.kubernetes.apiVersion",
+        st.sampled_from(["apps/v1", "v1", "argoproj.io/v1alpha1", "apps", "Apps/V1"]),
+    ),
+    ("spec.behavior.scaleDown.policies[0].periodSeconds", st.integers(-1, 2000)),
+    ("spec.behavior.scaleDown.policies[0].value", st.integers(-1, 300)),
+    ("spec.behavior.scaleDown.policies[0].type", st.sampled_from(["Pods", "Percent", "pods"])),
+    ("spec.behavior.scaleDown.stabilizationWindowSeconds", st.integers(-1, 4000)),
+    ("spec.behavior.scaleDown.tolerance", st.floats(-1, 12, allow_nan=False)),
+    ("spec.schedules[0].minReplicas", st.integers(-1, 40)),
+    ("spec.schedules[0].maxReplicas", st.integers(0, 40)),
+    (
+        "spec.schedules[0].cron",
+        st.sampled_from(["0 8 * * *", "*/5 * * * *", "0 8 * *", "x y z a b", "0 8 * * 1-5"]),
+    ),
+    ("spec.schedules[0].durationSeconds", st.integers(-1, 700000)),
+]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_what_validate_accepts_the_api_server_accepts(
+    schema: dict[str, Any], data: st.DataObject
+) -> None:
+    doc = base()
+    picks = data.draw(st.lists(st.sampled_from(range(len(_EDITS))), min_size=1, max_size=4))
+    for i in picks:
+        path, values = _EDITS[i]
+        put(path, data.draw(values, label=path), doc)
+    try:
+        spec.parse_policy(doc)
+    except SpecError:
+        return
+    assert value_problems(schema, doc) == []
