@@ -276,7 +276,10 @@ def create_app(
             since = until - timedelta(hours=hours)
         if since >= until:
             raise BadParam(f"since: {iso(since)} is not before until {iso(until)}")
-        decisions = store.decisions(policy, since=since, until=until, limit=CHART_POINTS)
+        records = [
+            json.loads(r)
+            for r in store.decision_records(policy, since=since, until=until, limit=CHART_POINTS)
+        ]
         twins = [
             s
             for s in summaries.values()
@@ -287,13 +290,18 @@ def create_app(
         ]
         twin_series = []
         for t in twins:
-            tds = store.decisions(t.policy, since=since, until=until, limit=CHART_POINTS)
+            tds = [
+                json.loads(r)
+                for r in store.decision_records(
+                    t.policy, since=since, until=until, limit=CHART_POINTS
+                )
+            ]
             twin_series.append(
                 {
                     "policy": t.policy,
                     "mode": t.mode,
-                    "t": [iso(d.at) for d in reversed(tds)],
-                    "desired": [d.desired for d in reversed(tds)],
+                    "t": [d["at"] for d in reversed(tds)],
+                    "desired": [d["desiredReplicas"] for d in reversed(tds)],
                 }
             )
         return page(
@@ -301,16 +309,16 @@ def create_app(
             "policy.html",
             s=summary,
             twins=twins,
-            decisions=decisions[:TABLE_ROWS],
-            shown=min(len(decisions), TABLE_ROWS),
-            total=len(decisions),
-            truncated=len(decisions) >= CHART_POINTS,
+            decisions=[Decision.from_dict(r) for r in records[:TABLE_ROWS]],
+            shown=min(len(records), TABLE_ROWS),
+            total=len(records),
+            truncated=len(records) >= CHART_POINTS,
             since=since,
             until=until,
             since_value=_local(since),
             until_value=_local(until),
             ranges=[("1h", 1), ("6h", 6), ("24h", 24), ("7d", 168)],
-            chart=chart_data(decisions, twin_series, (since, until)),
+            chart=chart_data(records, twin_series, (since, until)),
         )
 
     async def plotly(request: Request) -> Response:
@@ -341,37 +349,39 @@ def _local(dt: datetime) -> str:
 
 
 def chart_data(
-    decisions: list[Decision], twins: list[dict[str, Any]], window: tuple[datetime, datetime]
+    records: list[dict[str, Any]], twins: list[dict[str, Any]], window: tuple[datetime, datetime]
 ) -> dict[str, Any]:
-    """What app.js draws: capacity with min/max band, decision markers, one series per metric."""
-    ds = list(reversed(decisions))  # oldest first
-    t = [iso(d.at) for d in ds]
+    """What app.js draws from decision records (newest first, as stored): capacity with its
+    min/max band, decision markers with reasons, one value-vs-target series per metric."""
+    ds = list(reversed(records))  # oldest first
     metrics: dict[str, dict[str, list[Any]]] = {}
     for d in ds:
-        for m in d.metrics:
-            series = metrics.setdefault(m.name, {"t": [], "value": [], "target": [], "status": []})
-            series["t"].append(iso(d.at))
-            series["value"].append(m.value)
-            series["target"].append(m.target)
-            series["status"].append(m.status.value)
+        for m in d.get("metrics", ()):
+            series = metrics.setdefault(
+                m["name"], {"t": [], "value": [], "target": [], "status": []}
+            )
+            series["t"].append(d["at"])
+            series["value"].append(m.get("value"))
+            series["target"].append(m.get("target"))
+            series["status"].append(m.get("status"))
     events = [
         {
-            "t": iso(d.at),
-            "desired": d.desired,
-            "current": d.current,
-            "applied": d.applied,
-            "reasons": list(d.reasons),
+            "t": d["at"],
+            "desired": d["desiredReplicas"],
+            "current": d["currentReplicas"],
+            "applied": bool(d.get("applied")),
+            "reasons": list(d.get("reasons", ())),
         }
         for d in ds
-        if d.desired != d.current
+        if d["desiredReplicas"] != d["currentReplicas"]
     ]
     return {
         "capacity": {
-            "t": t,
-            "current": [d.current for d in ds],
-            "desired": [d.desired for d in ds],
-            "min": [d.min_replicas for d in ds],
-            "max": [d.max_replicas for d in ds],
+            "t": [d["at"] for d in ds],
+            "current": [d["currentReplicas"] for d in ds],
+            "desired": [d["desiredReplicas"] for d in ds],
+            "min": [d.get("minReplicas") for d in ds],
+            "max": [d.get("maxReplicas") for d in ds],
         },
         "events": events,
         "metrics": [{"name": k, **v} for k, v in metrics.items()],

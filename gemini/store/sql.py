@@ -203,6 +203,9 @@ def _decision_row(d: Decision) -> dict[str, Any]:
     }
 
 
+_INSERT_COLUMNS = [c.name for c in decisions_table.columns if c.name != "id"]
+
+
 # ---------------------------------------------------------------- engine
 
 
@@ -315,8 +318,21 @@ class SqlStore:
                 keep = d if d.at >= old[0].at else old[0]
                 newest[d.policy] = (keep, old[1] + 1)
         with _write(self.engine) as conn:
-            conn.execute(decisions_table.insert(), rows)
+            self._insert(conn, rows)
             self._upsert(conn, [_summary_row(d, n) for d, n in newest.values()])
+
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """executemany straight to the driver: SQLAlchemy's per-row parameter processing
+        costs as much as the insert itself for big batches."""
+        cols = _INSERT_COLUMNS
+        if conn.dialect.paramstyle == "qmark":
+            marks = ", ".join("?" * len(cols))
+            params: list[Any] = [tuple(r[c] for c in cols) for r in rows]
+        else:  # psycopg: pyformat
+            marks = ", ".join(f"%({c})s" for c in cols)
+            params = rows
+        sql = f"INSERT INTO decisions ({', '.join(cols)}) VALUES ({marks})"
+        conn.exec_driver_sql(sql, params)
 
     def _upsert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if conn.dialect.name == "postgresql":
