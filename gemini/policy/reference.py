@@ -35,7 +35,8 @@ policy.yaml: order-worker: spec.behavior.scaleDown.policies[0].periodSeconds: mu
 ```
 
 The API server enforces the types, bounds, enums, patterns and **Rules** below (the CRD is
-generated from the same models: `gemini crd > deploy/crd.yaml`). `gemini validate` checks all
+generated from the same models: `gemini crd > deploy/crd.yaml`, and
+`kubectl explain scalingpolicy.spec.metrics` shows the descriptions below). `gemini validate` checks all
 of that and more, which a CRD cannot express: IANA time zones, cron value ranges, overlapping
 step ranges, which target type fits a source (a Pub/Sub backlog is a total: `AverageValue`;
 Bigtable CPU is a fraction: `Utilization`; a message age: `Value`), a policy that follows its
