@@ -2,7 +2,7 @@
 
 Owns rendering only (no simulation). plotly.js is included in the file once (no CDN), so the
 report opens without a network. Long series are reduced to at most `MAX_POINTS` points per line
-(load: the maximum of each bucket, capacity: the minimum, so overloads stay visible). Must not
+(the maximum of each bucket; violations are shaded from the full-resolution series). Must not
 import `gemini.metrics` or `gemini.scalers`.
 """
 
@@ -48,7 +48,7 @@ def _figure(outcome: Outcome, run: Run) -> Any:
     size = max(1, -(-n // MAX_POINTS))
     times = [datetime.fromtimestamp(grid.time(k), UTC) for k in range(0, n, size)]
     load = _bucket(list(grid.demand), size, max)
-    ready = _bucket(run.ready_capacity, size, min)
+    ready = _bucket(run.ready_capacity, size, max)
     usable = [c * slo.max_utilization for c in ready]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=times, y=load, name="load (per s)", line={"color": "#444"}))
@@ -79,17 +79,6 @@ def _figure(outcome: Outcome, run: Run) -> Any:
                 marker={"size": 6, "color": "#d62728", "symbol": "diamond"},
                 text=[f"{d.current} -> {d.desired}: {', '.join(d.reasons)}" for d in ds],
                 hoverinfo="text+x",
-            )
-        )
-    elif run.events:
-        ev = run.events[:MAX_POINTS]
-        fig.add_trace(
-            go.Scatter(
-                x=[datetime.fromtimestamp(t, UTC) for t, _ in ev],
-                y=[0.0 for _ in ev],
-                mode="markers",
-                name="scale events",
-                marker={"size": 4, "color": "#d62728"},
             )
         )
     eps = _episodes(violations(run, outcome.scenario_slo))
@@ -131,7 +120,9 @@ def render(outcome: Outcome) -> str:
     ]
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
     for r in data["results"]:
-        cells = "".join(f"<td>{html.escape(str(r.get(k)))}</td>" for k, _ in cols)
+        cells = "".join(
+            f"<td>{html.escape('-' if r.get(k) is None else str(r.get(k)))}</td>" for k, _ in cols
+        )
         rows.append(f"<tr>{cells}</tr>")
     parts = []
     for i, run in enumerate(outcome.runs):
