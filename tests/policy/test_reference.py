@@ -64,7 +64,7 @@ def test_the_sample_error_line_is_what_validate_prints(tmp_path: Path) -> None:
 
 def test_scaling_policies_shown_in_docs_are_valid(tmp_path: Path) -> None:
     found = 0
-    for doc_path in sorted((ROOT / "docs").glob("*.md")):
+    for doc_path in [ROOT / "docs" / "porting-from-hpa.md", ROOT / "docs" / "policy-reference.md"]:
         blocks = doc_path.read_text().split("```yaml\n")[1:]
         for i, block in enumerate(blocks):
             text = block.split("```", 1)[0]
