@@ -497,3 +497,51 @@ def test_tick_scales_a_deployment_from_another_workloads_replicas(
         assert result.decision.applied is True
         assert result.decision.desired == 5  # 10 frontends / 2 per replica
         assert _spec_replicas(kube_server, "Deployment") == 5
+
+
+# -- invariant: never a blind overwrite ------------------------------------------------------------
+
+
+def test_interfering_writers_never_get_overwritten_blindly() -> None:
+    """Whatever other writers do between our read and our write, `apply` either lands the
+    desired value on the version it read, or gives up with CONFLICT leaving their value."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    server = KubeServer().start()
+    scaler = KubernetesScaler(server.api_client(), check_conflicts=False, max_attempts=3)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        start=st.integers(0, 20),
+        desired=st.integers(0, 20),
+        others=st.lists(st.integers(0, 20), max_size=5),
+    )
+    def check(start: int, desired: int, others: list[int]) -> None:
+        server.put_object(deployment("web", replicas=start))
+        pending = list(others)
+
+        def interfere(method: str, path: str) -> None:
+            if method == "PUT" and pending:
+                server.put_object(deployment("web", replicas=pending.pop(0)))
+
+        remove = server.on_request(interfere)
+        try:
+            result = scaler.apply(ref(), desired, NOW)
+        finally:
+            remove()
+        final = _spec_replicas(server, "Deployment")
+        if result.status is ApplyStatus.APPLIED:
+            assert final == desired == result.replicas
+        elif result.status is ApplyStatus.UNCHANGED:
+            assert final == desired
+        else:
+            assert result.status is ApplyStatus.CONFLICT
+            assert len(others) - len(pending) == scaler.max_attempts
+            assert final == others[scaler.max_attempts - 1]  # theirs, untouched
+
+    try:
+        check()
+    finally:
+        scaler.close()
+        server.stop()
