@@ -545,3 +545,87 @@ def test_interfering_writers_never_get_overwritten_blindly() -> None:
     finally:
         scaler.close()
         server.stop()
+
+
+# -- a scripted fault sequence through `tick` -------------------------------------------------------
+
+
+def test_fault_sequence_keeps_bounds_and_shows_every_fault(kube_server: KubeServer) -> None:
+    """Conflicts, permission loss, the target deleted and recreated, an HPA appearing: each
+    step's fault is visible as a reason or error, and the replicas stay within [1, 20]."""
+    from gemini import loop
+    from gemini.metrics import RoutingReader
+    from gemini.metrics.kubernetes import KubernetesSource
+    from gemini.policy.state import PolicyState
+
+    s = kube_server
+
+    def frontends(n: int) -> None:
+        s.put_object(deployment("frontend", replicas=n))
+
+    steps: list[tuple[str, Any, str, int | None]] = [
+        # name, setup, expected outcome / error or reason, replicas afterwards
+        ("scale up", lambda: frontends(10), "applied", 5),
+        (
+            "one conflict, then success",
+            lambda: (frontends(14), s.fail_next(SCALE_PATH, 409, method="PUT")),
+            "applied",
+            7,
+        ),
+        (
+            "conflicts until retries run out",
+            lambda: (frontends(18), s.fail_next(SCALE_PATH, 409, method="PUT", count=10)),
+            "ScaleConflict",
+            7,
+        ),
+        (
+            "permission lost",
+            lambda: (s.clear_faults(), s.deny("update", "deployments/scale")),
+            "Forbidden",
+            7,
+        ),
+        (
+            "target deleted",
+            lambda: (s.allow_all(), s.delete_object("apps/v1", "Deployment", "web")),
+            "TargetNotFound",
+            None,
+        ),
+        ("target recreated", lambda: s.put_object(deployment("web", replicas=2)), "applied", 6),
+        ("demand far above max", lambda: frontends(400), "applied", 12),
+        (
+            "an HPA takes over",
+            lambda: s.put_object(hpa("web-hpa", "Deployment", "web")),
+            "TargetConflict",
+            12,
+        ),
+        (
+            "the HPA is removed",
+            lambda: s.delete_object("autoscaling/v2", "HorizontalPodAutoscaler", "web-hpa"),
+            "applied",
+            20,
+        ),
+    ]
+    s.put_object(deployment("web", replicas=2))
+    scaler = KubernetesScaler(s.api_client())
+    reader = RoutingReader({"kubernetes": KubernetesSource(s.api_client())})
+    state = PolicyState()
+    seen = []
+    try:
+        for i, (name, setup, expect, replicas) in enumerate(steps):
+            setup()
+            now = NOW + timedelta(minutes=i)
+            result = loop.tick(_policy(), state, reader=reader, scaler=scaler, now=now)
+            state = result.state
+            if result.decision is None:
+                seen.append((name, result.error))
+            else:
+                d = result.decision
+                shown = expect == d.outcome or (expect != "applied" and expect in d.reasons)
+                seen.append((name, expect if shown else f"{d.outcome} {d.reasons}"))
+                assert 1 <= result.decision.desired <= 20
+            obj = s.get_object("apps/v1", "Deployment", "web")
+            assert (obj["spec"]["replicas"] if obj else None) == replicas, name
+    finally:
+        reader.close()
+        scaler.close()
+    assert seen == [(name, expect) for name, _, expect, _ in steps]
