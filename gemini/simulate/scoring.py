@@ -5,7 +5,8 @@ to recover, and the baseline policies. Pure arithmetic over `Run` records; must 
 `gemini.metrics`, `gemini.scalers` or I/O libraries.
 
 - A step violates the SLO when load > ready capacity x `slo.maxUtilization`; for a queue with
-  `slo.maxAgeSeconds`, when the oldest unacked message is older than that instead.
+  `slo.maxAgeSeconds`, also when the oldest unacked message is older than that. (So the oracle
+  stays a lower bound for every backend.)
 - Capacity-hours count provisioned units (starting pods and ramping nodes are paid for).
 - A flap is a scale event in the opposite direction of the previous one within the flap window.
 - Recovery: the length of each run of violating steps (from overload to back within the SLO).
@@ -69,13 +70,14 @@ def violations(run: Run, slo: Slo) -> list[bool]:
     grid = run.grid
     u = slo.max_utilization
     masked = grid.masked
-    if run.age is not None and slo.max_age_seconds is not None:
-        limit = slo.max_age_seconds
-        return [a > limit and not m for a, m in zip(run.age, masked, strict=True)]
-    return [
+    over = [
         (d > c * u + 1e-9) and not m
         for d, c, m in zip(grid.demand, run.ready_capacity, masked, strict=True)
     ]
+    if run.age is not None and slo.max_age_seconds is not None:
+        limit = slo.max_age_seconds
+        return [o or (a > limit and not m) for o, a, m in zip(over, run.age, masked, strict=True)]
+    return over
 
 
 def score(run: Run, slo: Slo, *, price: float | None = None, flap_window: float = 600.0) -> Score:

@@ -73,7 +73,10 @@ def test_masked_steps_do_not_count() -> None:
 
 def test_queue_age_slo() -> None:
     grid = Grid(0.0, 60.0, (1.0, 1.0, 1.0), (False,) * 3)
-    run = Run("q", "policy", grid, [1, 1, 1], [0.5, 0.5, 0.5], age=[0.0, 100.0, 400.0])
+    run = Run("q", "policy", grid, [2, 2, 2], [2.0, 2.0, 2.0], age=[0.0, 100.0, 400.0])
+    assert score(run, Slo(0.9, max_age_seconds=300)).slo_violation_minutes == 1.0
+    # load above capacity x maxUtilization violates too
+    run = Run("q", "policy", grid, [1, 1, 1], [1.0, 0.5, 1.0], age=[0.0, 0.0, 0.0])
     assert score(run, Slo(0.9, max_age_seconds=300)).slo_violation_minutes == 1.0
 
 
@@ -90,3 +93,67 @@ def test_every_policy_and_baseline_against_the_oracle(tmp_path: Path) -> None:
             assert s.capacity_hours >= oracle.capacity_hours
     # the replayed runs pay for starting pods, so they cannot undercut the oracle without violating
     assert by["web"].capacity_hours > oracle.capacity_hours or by["web"].slo_violation_minutes > 0
+
+
+def _bigtable_policy() -> dict[str, object]:
+    cluster = {"project": "p", "instance": "i", "cluster": "c"}
+    return {
+        "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+        "kind": "ScalingPolicy",
+        "metadata": {"name": "bt"},
+        "spec": {
+            "target": {"bigtable": cluster},
+            "minReplicas": 1,
+            "maxReplicas": 30,
+            "metrics": [
+                {
+                    "name": "cpu",
+                    "source": {"bigtable": cluster},
+                    "target": {"type": "Utilization", "averageUtilization": 60},
+                }
+            ],
+        },
+    }
+
+
+def _queue_policy() -> dict[str, object]:
+    return {
+        "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+        "kind": "ScalingPolicy",
+        "metadata": {"name": "worker"},
+        "spec": {
+            "target": {"kubernetes": {"name": "worker"}},
+            "minReplicas": 1,
+            "maxReplicas": 30,
+            "metrics": [
+                {
+                    "name": "backlog",
+                    "source": {"pubsub": {"subscription": "projects/p/subscriptions/jobs"}},
+                    "target": {"type": "AverageValue", "averageValue": 50},
+                }
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("backend", "policy", "slo"),
+    [
+        ({"kind": "bigtable", "rebalanceSeconds": 1200, "storageTb": 8}, _bigtable_policy(), {}),
+        ({"kind": "queue"}, _queue_policy(), {"maxAgeSeconds": 120}),
+    ],
+    ids=["bigtable", "queue"],
+)
+def test_oracle_invariants_for_every_backend(
+    tmp_path: Path, backend: dict[str, object], policy: dict[str, object], slo: dict[str, object]
+) -> None:
+    path = write_scenario(tmp_path, policies=[policy], backend=backend, slo=slo)
+    out = simulate(load_scenario(path))
+    by = {s.name: s for s in out.scores}
+    oracle = by["oracle"]
+    assert oracle.slo_violation_minutes == 0
+    for s in out.scores:
+        assert s.capacity_hours >= oracle.capacity_hours or s.slo_violation_minutes > 0
+    if backend["kind"] == "bigtable":
+        # 8 TB / (5 TB x 0.7) -> a floor of 3 nodes for every run
+        assert all(min(r.count) >= 3 for r in out.runs)
