@@ -15,7 +15,6 @@ Must not import `gemini.metrics`, `gemini.scalers` or `gemini.dashboard`.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -295,12 +294,12 @@ class SqlStore:
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
-        self._lock = threading.Lock()
         try:
             self.version = migrate(self.engine)
         except sa.exc.OperationalError as exc:
             self.engine.dispose()
-            raise StoreError(f"store {_safe(url)}: cannot open: {exc.orig}") from exc
+            reason = " ".join(str(exc.orig).split())  # driver messages span lines
+            raise StoreError(f"store {_safe(url)}: cannot open: {reason}") from exc
         except BaseException:
             self.engine.dispose()
             raise
