@@ -152,3 +152,20 @@ def test_decision_equality_needs_all_fields() -> None:
     a, b = decision(), decision(value=151.0)
     assert a != b
     assert Decision.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        pytest.param(None, "sqlite:///gemini-decisions.sqlite", id="default"),
+        pytest.param("", "sqlite:///gemini-decisions.sqlite", id="empty"),
+        pytest.param("data/d.sqlite", "sqlite:///data/d.sqlite", id="bare-path"),
+        pytest.param("postgres://u@h/db", "postgresql+psycopg://u@h/db", id="postgres"),
+        pytest.param("postgresql://u@h/db", "postgresql+psycopg://u@h/db", id="postgresql"),
+        pytest.param("memory://", "memory://", id="memory"),
+    ],
+)
+def test_url_normalization(given: str | None, expected: str) -> None:
+    from gemini.store import normalize_url
+
+    assert normalize_url(given) == expected
