@@ -451,3 +451,33 @@ def test_stop_cuts_keep_alive_connections(kube_server: KubeServer, api: Any) -> 
     kube_server.stop()
     with pytest.raises(urllib3.exceptions.HTTPError):
         core.list_namespace(_request_timeout=2)
+
+
+def test_the_generated_scalingpolicy_crd_is_served(kube_server: KubeServer, api: Any) -> None:
+    import yaml
+
+    crd_path = Path(__file__).resolve().parents[2] / "deploy" / "crd.yaml"
+    kube_server.register_crd(yaml.safe_load(crd_path.read_text()))
+    co = client.CustomObjectsApi(api)
+    args = ("autoscaling.gemini.dev", "v1alpha1", "default", "scalingpolicies")
+    created = co.create_namespaced_custom_object(
+        *args,
+        {
+            "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+            "kind": "ScalingPolicy",
+            "metadata": {"name": "p"},
+            "spec": {"minReplicas": 1},
+        },
+    )
+    out = co.patch_namespaced_custom_object_status(
+        *args, "p", {"status": {"observedGeneration": 1, "desiredReplicas": 3}}
+    )
+    assert out["status"]["desiredReplicas"] == 3
+    assert out["metadata"]["generation"] == 1
+    spec = co.patch_namespaced_custom_object(*args, "p", {"spec": {"minReplicas": 2}})
+    assert spec["metadata"]["generation"] == 2
+    assert spec["status"]["desiredReplicas"] == 3  # the main resource keeps status
+    stale = dict(created, status={"desiredReplicas": 9})
+    with pytest.raises(client.ApiException) as err:
+        co.replace_namespaced_custom_object_status(*args, "p", stale)
+    assert err.value.status == 409
