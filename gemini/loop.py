@@ -74,15 +74,13 @@ def tick_batch(
     results: list[TickResult] = []
     for (policy, state), cap, (lo, hi) in zip(items, capacities, spans, strict=True):
         if isinstance(cap, ScaleError):
-            results.append(
-                TickResult(policy.key, state, error=cap.reason, error_message=str(cap))
-            )
+            results.append(TickResult(policy.key, state, error=cap.reason, error_message=str(cap)))
             continue
         assert isinstance(cap, Capacity)
         decision, new_state = engine.decide(
             policy.spec, state, observations[lo:hi], cap, now, policy=policy.key
         )
-        decision, new_state, applied = _act(policy, decision, new_state, scaler, now)
+        decision, new_state, applied = _act(policy, decision, new_state, scaler, now, cap)
         if sink is not None:
             sink.record(decision)
         results.append(TickResult(policy.key, new_state, decision, applied))
@@ -108,6 +106,7 @@ def _act(
     state: PolicyState,
     scaler: Scaler,
     now: datetime,
+    capacity: Capacity | None = None,
 ) -> tuple[Decision, PolicyState, ApplyResult | None]:
     mode = policy.spec.mode
     if mode is not Mode.ACTIVE:
@@ -117,6 +116,13 @@ def _act(
         return decision.with_outcome(False, "unchanged"), state, None
     if Reason.TARGET_BUSY.value in decision.reasons:
         return decision.with_outcome(False, ApplyStatus.BUSY.value), state, None
+    if capacity is not None and capacity.blocked:
+        # The scaler said it will not act on this target (HPA owns it, native autoscaling on).
+        return (
+            decision.with_outcome(False, ApplyStatus.REFUSED.value, capacity.blocked),
+            state,
+            None,
+        )
     try:
         result = scaler.apply(target_ref(policy), decision.desired, now)
     except ScaleError as exc:

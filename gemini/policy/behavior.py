@@ -256,6 +256,11 @@ def percent_down_floor(
     """Lowest count when at most `percent` of the period-start count may go per period (at
     least one unit may always go; never below 1). Used for Bigtable's "no more than 10 % per
     10 minutes"."""
-    start = current - _change_in_period(events, period, now)
+    cutoff = now - period
+    # Only removals count: nodes added inside the period must not widen the allowance (with
+    # the net change, 5 -> 8 by two scale-ups would let 8 -> 1 through).
+    removed = -sum(e.change for e in events if e.at > cutoff and e.change < 0)
+    start = current + removed
     removable = max(1, int(start * percent / 100.0 + 1e-9))
-    return min(current, max(start - removable, 1))
+    allowance = max(0, removable - removed)
+    return min(current, max(current - allowance, 1))
