@@ -76,7 +76,7 @@ def test_queue_age_slo() -> None:
     run = Run("q", "policy", grid, [2, 2, 2], [2.0, 2.0, 2.0], age=[0.0, 100.0, 400.0])
     assert score(run, Slo(0.9, max_age_seconds=300)).slo_violation_minutes == 1.0
     # load above capacity x maxUtilization violates too
-    run = Run("q", "policy", grid, [1, 1, 1], [1.0, 0.5, 1.0], age=[0.0, 0.0, 0.0])
+    run = Run("q", "policy", grid, [2, 1, 2], [2.0, 1.0, 2.0], age=[0.0, 0.0, 0.0])
     assert score(run, Slo(0.9, max_age_seconds=300)).slo_violation_minutes == 1.0
 
 
