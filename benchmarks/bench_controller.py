@@ -44,14 +44,18 @@ def policy_doc(i: int, interval: int) -> dict[str, Any]:
         "kind": "ScalingPolicy",
         "metadata": {"name": f"p{i}", "namespace": f"ns{i % 10}"},
         "spec": {
-            "target": {"kubernetes": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"w{i}"}},
+            "target": {
+                "kubernetes": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"w{i}"}
+            },
             "minReplicas": 1,
             "maxReplicas": 20,
             "intervalSeconds": interval,
             "metrics": [
                 {
                     "name": "backlog",
-                    "source": {"pubsub": {"subscription": f"projects/{PROJECT}/subscriptions/sub-{i:05d}"}},
+                    "source": {
+                        "pubsub": {"subscription": f"projects/{PROJECT}/subscriptions/sub-{i:05d}"}
+                    },
                     "target": {"type": "AverageValue", "averageValue": 100},
                     "maxAgeSeconds": 600,
                 }
@@ -79,7 +83,9 @@ def serve(conn: Any, n: int, interval: int, seconds: float) -> None:
         kube.put_object(deployment(f"w{i}", f"ns{i % 10}", replicas=replicas))
         kube.put_object(policy_doc(i, interval))
         mon.service.add_series(
-            PROJECT, PUBSUB_TYPE, "pubsub_subscription",
+            PROJECT,
+            PUBSUB_TYPE,
+            "pubsub_subscription",
             {"subscription_id": f"sub-{i:05d}", "project_id": PROJECT},
             [(t, backlog(i) * (1.0 + 0.5 * ((k + i) % 2))) for k, t in enumerate(times)],
         )
@@ -93,6 +99,10 @@ def serve(conn: Any, n: int, interval: int, seconds: float) -> None:
             mon.stop()
             conn.send("stopped")
             return
+
+
+def _event_calls(ctrl: Any) -> int:
+    return int(ctrl.events.calls) if ctrl.events is not None else 0
 
 
 def rss_mb() -> float:
@@ -121,7 +131,8 @@ def main() -> int:
     parent, child = ctx.Pipe()
     t_setup = time.perf_counter()
     proc = ctx.Process(
-        target=serve, args=(child, args.policies, args.interval, args.interval * (args.cycles + 3)),
+        target=serve,
+        args=(child, args.policies, args.interval, args.interval * (args.cycles + 3)),
         daemon=True,
     )
     proc.start()
@@ -170,6 +181,7 @@ def main() -> int:
     parent.send("counts")
     base_srv_calls, base_kube = parent.recv()
     base_lags, base_done = len(ctrl.lags), len(ctrl.done_lags)
+    base_status, base_events = ctrl.status_writes, _event_calls(ctrl)
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     peak_rss = rss_mb()
     for c in range(args.cycles):
@@ -181,15 +193,22 @@ def main() -> int:
         srv_calls, kube_reqs = parent.recv()
         lags = ctrl.lags[base_lags:]
         done = ctrl.done_lags[base_done:]
-        rows.append({
-            "cycle": c + 1,
-            "evaluations": ctrl.evaluations - base_eval,
-            "lag_start_p50": pct(lags, 0.5), "lag_start_p99": pct(lags, 0.99),
-            "done_p50": pct(done, 0.5), "done_p99": pct(done, 0.99),
-            "mon_calls": monitoring.stats.calls - base_calls,
-            "srv_calls": srv_calls - base_srv_calls,
-            "kube_reqs": kube_reqs - base_kube,
-        })
+        rows.append(
+            {
+                "cycle": c + 1,
+                "evaluations": ctrl.evaluations - base_eval,
+                "lag_start_p50": pct(lags, 0.5),
+                "lag_start_p99": pct(lags, 0.99),
+                "done_p50": pct(done, 0.5),
+                "done_p99": pct(done, 0.99),
+                "mon_calls": monitoring.stats.calls - base_calls,
+                "srv_calls": srv_calls - base_srv_calls,
+                "kube_reqs": kube_reqs - base_kube,
+                "status": ctrl.status_writes - base_status,
+                "events": _event_calls(ctrl) - base_events,
+            }
+        )
+        base_status, base_events = ctrl.status_writes, _event_calls(ctrl)
         base_eval, base_calls = ctrl.evaluations, monitoring.stats.calls
         base_srv_calls, base_kube = srv_calls, kube_reqs
         base_lags, base_done = len(ctrl.lags), len(ctrl.done_lags)
@@ -203,31 +222,50 @@ def main() -> int:
     proc.join(10)
 
     expected_calls = math.ceil(args.policies / 100)  # one project+type+window group, 100 per call
-    print(f"## Controller benchmark: {args.policies} policies, {args.interval} s interval, "
-          f"{args.cycles} cycles, {args.workers} workers\n")
-    print(f"Setup: servers seeded in {seed_s:.1f} s (child process); initial list synced in "
-          f"{sync_s:.1f} s.\n")
-    print("| cycle | evaluations | batch start lag p50 / p99 (s) | policy done p50 / p99 (s) "
-          "| ListTimeSeries calls (server) | Kubernetes requests |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"## Controller benchmark: {args.policies} policies, {args.interval} s interval, "
+        f"{args.cycles} cycles, {args.workers} workers\n"
+    )
+    print(
+        f"Setup: servers seeded in {seed_s:.1f} s (child process); initial list synced in "
+        f"{sync_s:.1f} s.\n"
+    )
+    print(
+        "| cycle | evaluations | batch start lag p50 / p99 (s) | policy done p50 / p99 (s) "
+        "| ListTimeSeries calls (server) | Kubernetes requests | of which status / events |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['cycle']} | {r['evaluations']} | {r['lag_start_p50']:.3f} / "
-              f"{r['lag_start_p99']:.3f} | {r['done_p50']:.2f} / {r['done_p99']:.2f} | "
-              f"{r['mon_calls']} ({r['srv_calls']}) | {r['kube_reqs']} |")
+        print(
+            f"| {r['cycle']} | {r['evaluations']} | {r['lag_start_p50']:.3f} / "
+            f"{r['lag_start_p99']:.3f} | {r['done_p50']:.2f} / {r['done_p99']:.2f} | "
+            f"{r['mon_calls']} ({r['srv_calls']}) | {r['kube_reqs']} | "
+            f"{r['status']} / {r['events']} |"
+        )
     evals = [r["evaluations"] for r in rows]
     print()
     print("| summary | value | goal |")
     print("| --- | --- | --- |")
-    print(f"| evaluations per interval (mean) | {statistics.mean(evals):.0f} of {args.policies} | all |")
+    print(
+        f"| evaluations per interval (mean) | {statistics.mean(evals):.0f} of {args.policies} | all |"
+    )
     print(f"| overruns | {overruns} | 0 |")
-    print(f"| policy done after due, p50 / p99 (s) | {pct(all_done, 0.5):.2f} / "
-          f"{pct(all_done, 0.99):.2f} | p99 < 2 |")
-    print(f"| ListTimeSeries calls per cycle | {statistics.mean(r['mon_calls'] for r in rows):.1f} "
-          f"| {expected_calls} (metric groups) |")
-    print(f"| controller CPU | {cpu:.1f} s over {wall:.1f} s ({100 * cpu / wall:.0f} % of one core) "
-          f"| |")
-    print(f"| controller RSS now / peak sampled / ru_maxrss (MB) | {rss_mb():.0f} / {peak_rss:.0f} / "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} | < 400 |")
+    print(
+        f"| policy done after due, p50 / p99 (s) | {pct(all_done, 0.5):.2f} / "
+        f"{pct(all_done, 0.99):.2f} | p99 < 2 |"
+    )
+    print(
+        f"| ListTimeSeries calls per cycle | {statistics.mean(r['mon_calls'] for r in rows):.1f} "
+        f"| {expected_calls} (metric groups) |"
+    )
+    print(
+        f"| controller CPU | {cpu:.1f} s over {wall:.1f} s ({100 * cpu / wall:.0f} % of one core) "
+        f"| |"
+    )
+    print(
+        f"| controller RSS now / peak sampled / ru_maxrss (MB) | {rss_mb():.0f} / {peak_rss:.0f} / "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} | < 400 |"
+    )
     return 0
 
 

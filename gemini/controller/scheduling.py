@@ -12,7 +12,8 @@ and the demo need `ManualClock`), and its misfire/coalesce rules are per job. Th
 arithmetic is what we reuse.
 
 The loop runs each due batch on a small coordinator pool; a policy whose previous evaluation is
-still running when it is due again is skipped for that instant and counted as an overrun. Imports
+still running when it is due again is counted as an overrun and evaluated once more as soon as
+the running one ends (missed instants are coalesced, never queued up). Imports
 APScheduler's triggers only; no Kubernetes, metric source or scaler.
 """
 
@@ -69,6 +70,7 @@ class Scheduler:
         self._due: dict[str, datetime] = {}
         self._heap: list[tuple[datetime, str]] = []
         self._inflight: set[str] = set()
+        self._late: set[str] = set()  # due while still running: run again as soon as it ends
         self._pool = ThreadPoolExecutor(coordinators, thread_name_prefix="batch")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +137,7 @@ class Scheduler:
                 heapq.heappush(self._heap, (nxt, key))
                 if key in self._inflight:
                     self.overruns += 1
+                    self._late.add(key)
                     if self._on_overrun:
                         self._on_overrun(key)
                     continue
@@ -163,6 +166,15 @@ class Scheduler:
         finally:
             with self._lock:
                 self._inflight.difference_update(keys)
+                late = self._late.intersection(keys)
+                self._late.difference_update(late)
+                if late and not self._stop.is_set():
+                    # Coalesce the missed instant into one evaluation as soon as possible.
+                    soon = next_second(self._clock.now())
+                    for key in late:
+                        if key in self._intervals and soon < self._due.get(key, soon):
+                            self._due[key] = soon
+                            heapq.heappush(self._heap, (soon, key))
                 self._active -= 1
                 self._lock.notify_all()
 
