@@ -537,11 +537,13 @@ class KubeServer:
         bookmark_interval: float = 1.0,
         default_watch_timeout: float = 1800.0,
         history_limit: int = 200_000,
+        token: str | None = None,
     ) -> None:
         self.user = user
         self.bookmark_interval = bookmark_interval
         self.default_watch_timeout = default_watch_timeout
         self.history_limit = history_limit
+        self.token = token  # when set, requests must carry "Authorization: Bearer <token>"
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._types: dict[tuple[str, str, str], ResourceType] = {}
@@ -627,7 +629,7 @@ class KubeServer:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "users": [{"name": "fake", "user": {"token": self.token or "fake-token"}}],
             "contexts": [
                 {
                     "name": "fake",
@@ -1048,6 +1050,11 @@ class KubeServer:
                         fault.remaining -= 1
                         self._faults = [f for f in self._faults if f.remaining > 0]
                         raise ApiError(fault.code, fault.message)
+                if (
+                    self.token is not None
+                    and headers.get("authorization") != f"Bearer {self.token}"
+                ):
+                    raise ApiError(401, "Unauthorized")
                 if route is None:
                     resp = Response(200, self._discovery(path))
                 else:

@@ -481,3 +481,16 @@ def test_the_generated_scalingpolicy_crd_is_served(kube_server: KubeServer, api:
     with pytest.raises(client.ApiException) as err:
         co.replace_namespaced_custom_object_status(*args, "p", stale)
     assert err.value.status == 409
+
+
+def test_bearer_token_is_enforced_when_set(tmp_path: Path) -> None:
+    with KubeServer(token="s3cret") as server:
+        with server.api_client() as anonymous, pytest.raises(client.ApiException) as err:
+            client.CoreV1Api(anonymous).list_namespace()
+        assert err.value.status == 401
+        cfg = client.Configuration()
+        config.load_kube_config(
+            config_file=str(server.write_kubeconfig(tmp_path / "kc")), client_configuration=cfg
+        )
+        with client.ApiClient(cfg) as authed:
+            assert client.CoreV1Api(authed).list_namespace().items
