@@ -44,6 +44,7 @@ class TraceSpec(_M):
     kind: Literal["demand", "utilization"] = "demand"
     scale: float = Field(1.0, gt=0)
     recorded_replicas: float | None = Field(None, gt=0)
+    utilization_unit: Literal["auto", "fraction", "percent"] = "auto"
     start: datetime | None = None
     end: datetime | None = None
     clip_above: float | None = Field(None, gt=0)
@@ -180,6 +181,14 @@ def demand_trace(raw: Trace, spec: ScenarioSpec) -> Trace:
     if t.kind == "utilization":
         assert t.recorded_replicas is not None
         factor *= t.recorded_replicas * spec.backend.capacity_per_replica
+        unit = t.utilization_unit
+        if unit == "auto":
+            # CloudWatch-style CPU traces are percentages: with no scale given and values far
+            # above 1, read them as percent (utilizationUnit: fraction turns this off)
+            big = max(raw.values, default=0.0) * t.scale > 2.0
+            unit = "percent" if big and t.scale == 1.0 else "fraction"
+        if unit == "percent":
+            factor /= 100.0
     values = [v * factor for v in raw.values]
     if t.clip_above is not None:
         cap = t.clip_above

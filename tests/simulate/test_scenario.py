@@ -83,6 +83,25 @@ def test_relative_paths_inline_policies_and_utilization_traces(tmp_path: Path) -
     assert sc.trace.values[0] == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize(
+    ("trace", "expected"),
+    [
+        ({"scale": 0.01}, 2.0),
+        ({}, 2.0),
+        ({"utilizationUnit": "fraction"}, 200.0),
+        ({"utilizationUnit": "percent"}, 2.0),
+    ],
+    ids=["explicit-scale", "auto-percent", "forced-fraction", "forced-percent"],
+)
+def test_utilization_traces_in_percent(
+    tmp_path: Path, trace: dict[str, Any], expected: float
+) -> None:
+    path = write_scenario(
+        tmp_path, [50.0] * 20, trace={"kind": "utilization", "recordedReplicas": 4, **trace}
+    )
+    assert load_scenario(path).trace.values[0] == pytest.approx(expected)
+
+
 def test_observe_is_inferred_from_the_source(tmp_path: Path) -> None:
     from gemini.simulate.runner import mapping_for
 
