@@ -197,6 +197,9 @@ class Controller:
     # -- cache changes -------------------------------------------------------------------------
 
     def _on_change(self, key: str, old: Entry | None, new: Entry | None) -> None:
+        for entry, delta in ((old, -1), (new, 1)):
+            if entry is not None:
+                self.telemetry.policies.labels("valid" if entry.policy else "invalid").inc(delta)
         if new is None:
             self.scheduler.unschedule(key)
             if old is not None:

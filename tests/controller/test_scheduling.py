@@ -125,7 +125,7 @@ def test_a_policy_still_running_is_counted_as_overrun_and_coalesced() -> None:
 
 def eventually_done(s: Scheduler) -> None:
     for _ in range(500):
-        if not s._inflight:  # noqa: SLF001 - test peeks at the in-flight set
+        if not s._inflight:
             return
         threading.Event().wait(0.01)
     raise AssertionError("batch did not finish")
