@@ -28,12 +28,18 @@ def _fail(lines: list[str]) -> None:
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="ScalingPolicy manifests (YAML, several documents allowed).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="ScalingPolicy manifests (YAML, several documents allowed)."),
+    ],
 ) -> None:
     """Validate ScalingPolicy manifests; one line per problem: FILE: NAME: FIELD: MESSAGE."""
     from gemini import manifests
 
-    problems = manifests.validate_files(files)
+    warnings: list[str] = []
+    problems = manifests.validate_files(files, warnings)
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     if problems:
         _fail(problems)
     typer.echo(f"{len(files)} file(s) valid")
@@ -53,11 +59,18 @@ def evaluate(
     current: Annotated[int, typer.Option("--current", min=0, help="Current replicas (nodes).")],
     metric: Annotated[
         list[str] | None,
-        typer.Option("--metric", help="NAME=VALUE (repeatable; VALUE may be 0.8, 80%, 500m). Left out: unavailable."),
+        typer.Option(
+            "--metric",
+            help="NAME=VALUE (repeatable; VALUE may be 0.8, 80%, 500m). Left out: unavailable.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    now: Annotated[str | None, typer.Option("--now", help="Evaluate at this ISO-8601 time (schedules).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Policy name when the file holds several.")] = None,
+    now: Annotated[
+        str | None, typer.Option("--now", help="Evaluate at this ISO-8601 time (schedules).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Policy name when the file holds several.")
+    ] = None,
 ) -> None:
     """One evaluation as on the policy's first tick (no history; rate limits relative to --current)."""
     from gemini import manifests
@@ -79,23 +92,40 @@ def metrics(
 
 @app.command()
 def record(
-    policy: Annotated[Path | None, typer.Option("--policy", help="Read this policy's metric.")] = None,
-    metric_name: Annotated[str | None, typer.Option("--metric", help="Which metric of --policy.")] = None,
-    project: Annotated[str | None, typer.Option("--project", help="Project (with --filter).")] = None,
-    filter_: Annotated[str | None, typer.Option("--filter", help="Cloud Monitoring filter.")] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Read this policy's metric.")
+    ] = None,
+    metric_name: Annotated[
+        str | None, typer.Option("--metric", help="Which metric of --policy.")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Project (with --filter).")
+    ] = None,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help="Cloud Monitoring filter.")
+    ] = None,
     aligner: Annotated[str, typer.Option("--aligner")] = "ALIGN_MEAN",
     reducer: Annotated[str, typer.Option("--reducer")] = "REDUCE_SUM",
     period: Annotated[int, typer.Option("--alignment-period", help="Seconds.")] = 60,
     days: Annotated[float, typer.Option("--days", help="How far back.")] = 7.0,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Trace file to write (CSV).")] = Path("trace.csv"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Trace file to write (CSV).")
+    ] = Path("trace.csv"),
 ) -> None:
     """Export a metric's time series from Cloud Monitoring into the trace format."""
     from gemini.metrics import commands
 
     raise typer.Exit(
         commands.record_command(
-            policy=policy, metric_name=metric_name, project=project, filter_=filter_,
-            aligner=aligner, reducer=reducer, period=period, days=days, output=output,
+            policy=policy,
+            metric_name=metric_name,
+            project=project,
+            filter_=filter_,
+            aligner=aligner,
+            reducer=reducer,
+            period=period,
+            days=days,
+            output=output,
         )
     )
 
@@ -103,10 +133,16 @@ def record(
 @app.command()
 def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here.")] = None,
-    decisions: Annotated[Path | None, typer.Option("--decisions", help="Write the decision log (JSONL).")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the JSON result here.")
+    ] = None,
+    decisions: Annotated[
+        Path | None, typer.Option("--decisions", help="Write the decision log (JSONL).")
+    ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Also store decisions in this decision store URL.")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Also store decisions in this decision store URL.")
+    ] = None,
 ) -> None:
     """Replay a scenario through the engine; print a summary table."""
     from gemini.simulate import commands
@@ -119,8 +155,12 @@ def tune(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
     trials: Annotated[int, typer.Option("--trials", min=1)] = 100,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here.")] = None,
-    out_policy: Annotated[Path | None, typer.Option("--out-policy", help="Write the best manifest here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the JSON result here.")
+    ] = None,
+    out_policy: Annotated[
+        Path | None, typer.Option("--out-policy", help="Write the best manifest here.")
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel workers.")] = 2,
 ) -> None:
     """Search policy parameters on the scenario's trace; report train and held-back scores."""
@@ -132,8 +172,12 @@ def tune(
 @app.command()
 def controller(
     kubeconfig: Annotated[str | None, typer.Option("--kubeconfig")] = None,
-    namespace: Annotated[list[str] | None, typer.Option("--namespace", help="Watch only these (repeatable).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Decision store URL (default sqlite file).")] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", help="Watch only these (repeatable).")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Decision store URL (default sqlite file).")
+    ] = None,
     port: Annotated[int, typer.Option("--port")] = 8080,
 ) -> None:
     """Run the controller (in-cluster, or outside with a kubeconfig)."""
@@ -158,7 +202,9 @@ def dashboard(
 def demo(
     port: Annotated[int, typer.Option("--port")] = 8080,
     speed: Annotated[float, typer.Option("--speed", help="Times real time.")] = 60.0,
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many wall seconds.")] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many wall seconds.")
+    ] = None,
 ) -> None:
     """The whole loop on one machine: controller loop, simulated backends, dashboard."""
     from gemini import demo as demo_mod

@@ -131,7 +131,10 @@ def load_policy(path: Path, name: str | None = None) -> ScalingPolicy:
         if p.metadata.name == name:
             return p
     known = ", ".join(p.metadata.name for p in policies)
-    raise SpecError(f"no policy named {name!r}", [("metadata.name", f"no policy named {name!r}; file has {known}")])
+    raise SpecError(
+        f"no policy named {name!r}",
+        [("metadata.name", f"no policy named {name!r}; file has {known}")],
+    )
 
 
 ROOT_PATH = "(root)"
@@ -186,26 +189,13 @@ OBJECT_META_FIELDS = (
 
 
 def _cluster_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    """What parse_policy accepts but `kubectl apply` would not: a misspelt metadata key, and a
-    decimal number where the CRD types a quantity as int-or-string."""
+    """What parse_policy accepts but `kubectl apply` would not: a misspelt metadata key."""
     out: list[tuple[str, str]] = []
     for key in doc["metadata"]:
         if key not in OBJECT_META_FIELDS:
             close = difflib.get_close_matches(str(key), OBJECT_META_FIELDS, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             out.append((f"metadata.{key}", f"unknown field{hint}"))
-    for i, metric in enumerate(doc["spec"]["metrics"]):
-        target = metric.get("target") or {}
-        for key in ("value", "averageValue"):
-            value = target.get(key)
-            if isinstance(value, float) and not value.is_integer():
-                out.append(
-                    (
-                        f"spec.metrics[{i}].target.{key}",
-                        f"the Kubernetes API server accepts only an integer or a string here: "
-                        f'write "{value!r}" (quoted)',
-                    )
-                )
     return out
 
 
@@ -223,13 +213,16 @@ def _line(path: Path, name: str, field: str, message: str) -> str:
     return f"{path}: {name}: {field or ROOT_PATH}: {message}"
 
 
-def validate_files(files: Sequence[Path]) -> list[str]:
+def validate_files(files: Sequence[Path], warnings: list[str] | None = None) -> list[str]:
     """Problems as lines `FILE: NAME: FIELD: MESSAGE`; empty when every manifest is valid.
 
-    Besides each manifest on its own, checks across all the files given: one policy per
-    namespace/name, and at most one Active policy per target (Shadow and Paused twins are fine).
+    Across all the files given it also looks for one policy defined twice (same namespace/name)
+    and two Active policies on one target (Shadow and Paused twins are fine). Each manifest is
+    valid on its own in those cases, so they are appended to `warnings` (same line format), not
+    reported as problems.
     """
     lines: list[str] = []
+    cross: list[str] = [] if warnings is None else warnings
     names: dict[str, Path] = {}
     active: dict[tuple[str, ...], tuple[str, Path]] = {}
     for path in _expand(files):
@@ -255,7 +248,7 @@ def validate_files(files: Sequence[Path]) -> list[str]:
                 continue
             lines.extend(_line(path, name, p, m) for p, m in _cluster_problems(loaded.doc))
             if policy.key in names:
-                lines.append(
+                cross.append(
                     _line(
                         path,
                         name,
@@ -270,7 +263,7 @@ def validate_files(files: Sequence[Path]) -> list[str]:
             ident = _target_identity(policy)
             if ident in active:
                 other, where = active[ident]
-                lines.append(
+                cross.append(
                     _line(
                         path,
                         name,
@@ -328,8 +321,8 @@ def evaluate_command(
     try:
         policy = load_policy(path, name)
     except SpecError as exc:
-        for p, m in exc.problems:
-            print(f"{path}: {p}: {m}" if p else f"{path}: {m}", file=sys.stderr)
+        for field, message in exc.problems:
+            print(f"{path}: {field}: {message}" if field else f"{path}: {message}", file=sys.stderr)
         return 1
     known = {m.name for m in policy.spec.metrics}
     values: dict[str, float] = {}
@@ -362,9 +355,10 @@ def evaluate_command(
         print(json.dumps(evaluate_json(decision)))
     else:
         print(f"{policy.key}: {decision.summary()}")
-        for m in decision.metrics:
-            shown = "-" if m.value is None else f"{m.value:g}"
+        for result in decision.metrics:
+            shown = "-" if result.value is None else f"{result.value:g}"
             print(
-                f"  {m.name}: value {shown} target {m.target} ({m.target_type}) -> {m.proposed} [{m.status.value}] {m.reason or ''}"
+                f"  {result.name}: value {shown} target {result.target} ({result.target_type})"
+                f" -> {result.proposed} [{result.status.value}] {result.reason or ''}"
             )
     return 0

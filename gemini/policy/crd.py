@@ -126,21 +126,21 @@ _DROP = {"title", "additionalProperties", "default", "$defs", "const", "examples
 
 
 def _quantity(node: dict[str, Any]) -> dict[str, Any] | None:
-    """The int-or-string form of a quantity (`anyOf: number | string-with-pattern`)."""
+    """A quantity (`anyOf: number | string-with-pattern`) as an untyped leaf.
+
+    Users write plain decimals (`value: 0.7` for Bigtable CPU) as often as quantity strings
+    (`"500m"` ported from an HPA). A structural schema cannot type "number or string" (only
+    int-or-string, which rejects 0.7), so the node keeps any value
+    (`x-kubernetes-preserve-unknown-fields`) and the controller's validation (`SpecInvalid`
+    with the field named) and `gemini validate` check it.
+    """
     members = node.get("anyOf")
     if not isinstance(members, list) or len(members) != 2:
         return None
     kinds = {m.get("type"): m for m in members}
     if set(kinds) != {"number", "string"}:
         return None
-    out: dict[str, Any] = {
-        "anyOf": [{"type": "integer"}, {"type": "string"}],
-        "x-kubernetes-int-or-string": True,
-    }
-    pattern = kinds["string"].get("pattern")
-    if pattern is not None:
-        out["pattern"] = pattern
-    return out
+    return {"x-kubernetes-preserve-unknown-fields": True}
 
 
 def _convert(node: dict[str, Any], defs: dict[str, Any], models: dict[str, type[BaseModel]]) -> Any:

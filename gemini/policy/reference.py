@@ -40,12 +40,11 @@ generated from the same models: `gemini crd > deploy/crd.yaml`, and
 of that and more, which a CRD cannot express: IANA time zones, cron value ranges, overlapping
 step ranges, which target type fits a source (a Pub/Sub backlog is a total: `AverageValue`;
 Bigtable CPU is a fraction: `Utilization`; a message age: `Value`), a policy that follows its
-own target, the same policy defined twice, two `Active` policies on one target, misspelt
-`metadata` keys, and decimal numbers written where the API server wants an integer or a string.
+own target and misspelt `metadata` keys are errors; the same policy defined twice and two
+`Active` policies on one target are warnings.
 
-Quantities (`value`, `averageValue`) are integers or quantity strings as in HPA: `100`,
-`"0.5"`, `"500m"`, `"2k"`, `"1Gi"`. Quote decimals: the API server accepts only an integer or
-a string there.
+Quantities (`value`, `averageValue`) are numbers or quantity strings as in HPA: `100`, `0.7`,
+`"500m"`, `"2k"`, `"1Gi"`.
 """
 
 

@@ -507,17 +507,14 @@ class MetricTarget(Model):
     value: Quantity | None = Field(
         None,
         gt=0,
-        description=(
-            "Target for type Value: an integer or a quantity string ('500m', '1.5', '2k'). "
-            "The API server accepts only integers or strings here, so quote decimals."
-        ),
+        description=("Target for type Value: a number (0.7) or a quantity string ('500m', '2k')."),
     )
     average_value: Quantity | None = Field(
         None,
         gt=0,
         description=(
-            "Per-replica target for type AverageValue: an integer or a quantity string "
-            "('500m', '2.5', '1k'); quote decimals."
+            "Per-replica target for type AverageValue: a number (2.5) or a quantity string "
+            "('500m', '1k')."
         ),
     )
     average_utilization: int | None = Field(
