@@ -4,7 +4,8 @@
 writes batches with `DecisionStore.write_many`. When the store is down the batch is retried with
 backoff; when the buffer is full new decisions are dropped and counted, and the gap (how many,
 first and last decision time lost) is logged when the store comes back and exposed by `stats()`.
-Scaling never waits for, or fails because of, the store.
+Scaling never waits for, or fails because of, the store. With `retention=`, the same thread also
+prunes the store (by age and/or count) every `retention.every_seconds`, using the given `Clock`.
 Must not import `gemini.metrics`, `gemini.scalers` or `gemini.dashboard`.
 """
 
@@ -15,8 +16,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from gemini.clock import Clock, SystemClock
 from gemini.policy.decision import Decision
 from gemini.store import DecisionStore
 
@@ -33,6 +35,23 @@ class Gap:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """Keep decisions newer than `max_age` and at most `keep_last` per policy."""
+
+    max_age: timedelta | None = None
+    keep_last: int | None = None
+    every_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_age is None and self.keep_last is None:
+            raise ValueError("retention: set max_age and/or keep_last")
+        if self.max_age is not None and self.max_age <= timedelta(0):
+            raise ValueError(f"retention.max_age: must be positive, got {self.max_age}")
+        if self.keep_last is not None and self.keep_last < 1:
+            raise ValueError(f"retention.keep_last: must be >= 1, got {self.keep_last}")
+
+
+@dataclass(frozen=True, slots=True)
 class WriterStats:
     buffered: int
     written: int
@@ -41,6 +60,7 @@ class WriterStats:
     last_error: str | None
     healthy: bool
     gaps: tuple[Gap, ...]
+    pruned: int = 0
 
 
 class BufferedWriter:
@@ -60,6 +80,8 @@ class BufferedWriter:
         flush_interval: float = 0.5,
         retry_seconds: float = 0.5,
         max_retry_seconds: float = 30.0,
+        retention: Retention | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if max_buffer < 1 or batch_size < 1:
             raise ValueError("max_buffer and batch_size must be >= 1")
@@ -81,6 +103,10 @@ class BufferedWriter:
         self._open_gap: Gap | None = None
         self._stopping = False
         self._flushing = False
+        self.retention = retention
+        self.clock: Clock = clock or SystemClock()
+        self._pruned = 0
+        self._next_prune = 0.0  # monotonic; prune soon after start
         self._thread = threading.Thread(target=self._run, name="gemini-store-writer", daemon=True)
         self._thread.start()
 
@@ -115,6 +141,7 @@ class BufferedWriter:
                 last_error=self._last_error,
                 healthy=self._healthy,
                 gaps=gaps,
+                pruned=self._pruned,
             )
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -142,9 +169,30 @@ class BufferedWriter:
 
     # ------------------------------------------------------------ the writer thread
 
+    def _maybe_prune(self) -> None:
+        r = self.retention
+        if r is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + r.every_seconds
+        cutoff = self.clock.now() - r.max_age if r.max_age is not None else None
+        try:
+            n = self.store.prune(older_than=cutoff, keep_last=r.keep_last)
+        except Exception as exc:  # retention is best effort; the next round retries
+            log.warning("decision store retention failed: %s: %s", type(exc).__name__, exc)
+            return
+        with self._cond:
+            self._pruned += n
+
+    def prune_now(self) -> None:
+        """Run retention on the writer thread at its next wake-up (tests, admin)."""
+        with self._cond:
+            self._next_prune = 0.0
+            self._cond.notify_all()
+
     def _run(self) -> None:
         backoff = self.retry_seconds
         while True:
+            self._maybe_prune()
             with self._cond:
                 self._cond.wait_for(
                     lambda: len(self._buf) >= self.batch_size or self._stopping or self._flushing,

@@ -117,3 +117,49 @@ def test_close_with_the_store_down_gives_up_and_says_so() -> None:
 def test_bad_settings_are_refused(kw: dict[str, int], msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         BufferedWriter(MemoryStore(), **kw)
+
+
+def test_retention_runs_on_the_writer_thread_by_the_given_clock() -> None:
+    from datetime import timedelta
+
+    from gemini.clock import ManualClock
+    from gemini.store.buffered import Retention
+
+    store = MemoryStore()
+    store.write_many([decision(at=float(60 * i)) for i in range(10)])  # T0 .. T0+9 min
+    clock = ManualClock(T0 + timedelta(minutes=12))
+    writer = BufferedWriter(
+        store,
+        flush_interval=0.01,
+        retention=Retention(max_age=timedelta(minutes=5), every_seconds=3600),
+        clock=clock,
+    )
+    deadline = time.monotonic() + 5
+    while writer.stats().pruned < 7 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.stats().pruned == 7  # older than T0+7min
+    assert [d.at.minute for d in store.decisions()] == [9, 8, 7]
+    clock.advance(timedelta(minutes=2))
+    writer.prune_now()
+    deadline = time.monotonic() + 5
+    while writer.stats().pruned < 9 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [d.at.minute for d in store.decisions()] == [9]
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        pytest.param({}, "set max_age and/or keep_last", id="empty"),
+        pytest.param({"keep_last": 0}, "retention.keep_last: must be >= 1", id="keep-zero"),
+        pytest.param(
+            {"max_age": __import__("datetime").timedelta(0)}, "retention.max_age", id="age"
+        ),
+    ],
+)
+def test_bad_retention_names_the_field(kw: dict[str, object], msg: str) -> None:
+    from gemini.store.buffered import Retention
+
+    with pytest.raises(ValueError, match=msg):
+        Retention(**kw)  # type: ignore[arg-type]
