@@ -536,7 +536,7 @@ class KubeServer:
         user: str = "system:serviceaccount:gemini-system:gemini",
         bookmark_interval: float = 1.0,
         default_watch_timeout: float = 1800.0,
-        history_limit: int = 200_000,
+        history_limit: int = 20_000,
         token: str | None = None,
     ) -> None:
         self.user = user
@@ -863,15 +863,16 @@ class KubeServer:
         ]
 
     # -- storage core (callers hold the lock) --------------------------------------------------
+    # Stored objects are never mutated in place: every write stores a new dict. So the watch
+    # history, GET and LIST answers share them without copying (they are serialized later,
+    # outside the lock); only objects handed to test code are copied.
 
     def _next_rv(self) -> int:
         self._rv += 1
         return self._rv
 
     def _record(self, rtype: ResourceType, type_: str, obj: Obj) -> None:
-        self._history.append(
-            _Event(self._rv, (rtype.group, rtype.plural), type_, copy.deepcopy(obj))
-        )
+        self._history.append(_Event(self._rv, (rtype.group, rtype.plural), type_, obj))
         if len(self._history) > self.history_limit:
             drop = len(self._history) - self.history_limit
             self._compacted_rv = self._history[drop - 1].rv
@@ -981,7 +982,7 @@ class KubeServer:
         if rtype.plural == "namespaces":
             for (group, plural), objs in self._store.items():
                 for key in [k for k in objs if k[0] == name]:
-                    gone = objs.pop(key)
+                    gone = copy.deepcopy(objs.pop(key))
                     gone["metadata"]["resourceVersion"] = str(self._next_rv())
                     rt = next(
                         t for t in self._types.values() if (t.group, t.plural) == (group, plural)
@@ -1233,7 +1234,7 @@ class KubeServer:
         if verb == "get":
             if route.sub == "scale":
                 return Response(200, self._scale_view(rtype, current))
-            return Response(200, copy.deepcopy(current))
+            return Response(200, current)
         if verb == "delete":
             gone = self._delete(rtype, route.namespace, route.name or "")
             return Response(
@@ -1322,7 +1323,7 @@ class KubeServer:
         ):
             if not isinstance(patch, dict):
                 raise ApiError(400, "a merge patch must be a JSON object")
-            result = merge_patch(current, patch)
+            result = merge_patch(copy.deepcopy(current), patch)
             assert isinstance(result, dict)
             result.setdefault("metadata", {})
             return result
@@ -1356,7 +1357,7 @@ class KubeServer:
     def _list(self, route: _Route, query: Mapping[str, str]) -> Obj:
         rtype = route.rtype
         items = [
-            copy.deepcopy(o)
+            o
             for _, o in sorted(self._store[(rtype.group, rtype.plural)].items())
             if self._matches(route, query, o)
         ]
@@ -1388,7 +1389,7 @@ class KubeServer:
         if rv_param in ("", "0"):
             since = self._rv
             initial = [
-                {"type": "ADDED", "object": copy.deepcopy(o)}
+                {"type": "ADDED", "object": o}
                 for _, o in sorted(self._store[key].items())
                 if self._matches(route, query, o)
             ]

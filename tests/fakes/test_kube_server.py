@@ -494,3 +494,24 @@ def test_bearer_token_is_enforced_when_set(tmp_path: Path) -> None:
         )
         with client.ApiClient(cfg) as authed:
             assert client.CoreV1Api(authed).list_namespace().items
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        pytest.param({"spec": {"replicas": 2}}, id="same-spec"),
+        pytest.param({"metadata": {"labels": {"app": "web"}}}, id="same-labels"),
+    ],
+)
+def test_noop_patch_keeps_the_stored_resource_version(
+    kube_server: KubeServer, api: Any, patch: dict[str, Any]
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    apps = client.AppsV1Api(api)
+    before = apps.read_namespaced_deployment("web", "default").metadata.resource_version
+    out = apps.patch_namespaced_deployment("web", "default", patch)
+    assert out.metadata.resource_version == before
+    cur = apps.read_namespaced_deployment("web", "default")
+    assert cur.metadata.resource_version == before
+    cur.spec.replicas = 3
+    assert apps.replace_namespaced_deployment("web", "default", cur).spec.replicas == 3
