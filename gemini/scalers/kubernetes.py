@@ -24,6 +24,7 @@ from gemini.policy.decision import Capacity
 from gemini.scalers import ApplyResult, ApplyStatus, TargetRef
 
 TARGET_CONFLICT = "TargetConflict"
+ROLLOUT_IN_PROGRESS = "RolloutInProgress"  # a Capacity reason, recorded in the decision
 FORBIDDEN = "Forbidden"
 NO_SCALE_SUBRESOURCE = "NoScaleSubresource"
 READ_FAILED = "TargetReadFailed"
@@ -100,7 +101,10 @@ class KubernetesScaler:
             if owners:
                 blocked = TARGET_CONFLICT
                 detail["conflict"] = conflict_message(ref, owners)
-        return Capacity(current=current, ready=ready, blocked=blocked, detail=detail)
+        reasons = (ROLLOUT_IN_PROGRESS,) if detail.get("rolloutInProgress") else ()
+        return Capacity(
+            current=current, ready=ready, blocked=blocked, detail=detail, reasons=reasons
+        )
 
     def apply(self, ref: TargetRef, desired: int, now: datetime) -> ApplyResult:
         if desired < 0:

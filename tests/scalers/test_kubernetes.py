@@ -167,9 +167,10 @@ def test_rollout_in_progress(
     kube_server.put_object(deployment("web", replicas=3))
     if status:
         kube_server.set_status("apps/v1", "Deployment", "web", **status)
-    detail = scaler.capacity(ref(), NOW).detail
-    assert detail["rolloutInProgress"] is in_progress
-    assert detail.get("rollout", "") == why
+    cap = scaler.capacity(ref(), NOW)
+    assert cap.detail["rolloutInProgress"] is in_progress
+    assert cap.detail.get("rollout", "") == why
+    assert cap.reasons == (("RolloutInProgress",) if in_progress else ())
 
 
 def test_scale_write_bumps_generation_and_shows_a_rollout(
