@@ -70,3 +70,20 @@ def iso(dt: datetime) -> str:
     """Format aware UTC as ISO-8601 with a Z suffix."""
     text = utc(dt).isoformat()
     return text.replace("+00:00", "Z")
+
+
+class ScaledClock:
+    """Time that runs `speed` times faster than `base`, starting at `start` (the demo).
+
+    Reads the wall clock only through `base` (a `SystemClock` by default)."""
+
+    def __init__(self, start: datetime, speed: float, base: Clock | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self._base: Clock = base or SystemClock()
+        self._wall0 = self._base.now()
+        self._start = utc(start)
+        self.speed = float(speed)
+
+    def now(self) -> datetime:
+        return self._start + (self._base.now() - self._wall0) * self.speed
