@@ -569,7 +569,7 @@ class KubeServer:
 
     def start(self) -> KubeServer:
         handler = type("_Handler", (_Handler,), {"kube": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _HTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -1464,6 +1464,11 @@ class KubeServer:
             else:
                 hi = mid
         return hist[lo:]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # bursts of new connections from worker pools and watches
 
 
 class _DropStream(Exception):

@@ -515,3 +515,25 @@ def test_noop_patch_keeps_the_stored_resource_version(
     assert cur.metadata.resource_version == before
     cur.spec.replicas = 3
     assert apps.replace_namespaced_deployment("web", "default", cur).spec.replicas == 3
+
+
+def test_many_concurrent_clients(kube_server: KubeServer) -> None:
+    """A worker pool's worth of clients at once: every write lands exactly once, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(16):
+        kube_server.put_object(deployment(f"d{i}", replicas=0))
+    api_client = kube_server.api_client()
+    apps = client.AppsV1Api(api_client)
+
+    def bump(i: int) -> int:
+        for _ in range(10):
+            scale = apps.read_namespaced_deployment_scale(f"d{i}", "default")
+            scale.spec.replicas += 1
+            apps.replace_namespaced_deployment_scale(f"d{i}", "default", scale)
+        return int(apps.read_namespaced_deployment_scale(f"d{i}", "default").spec.replicas)
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(bump, range(16))) == [10] * 16
+    api_client.close()
+    assert kube_server.resource_version >= 16 * 10
