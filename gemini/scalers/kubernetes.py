@@ -69,7 +69,7 @@ class KubernetesScaler:
         self.conflict_ttl = timedelta(seconds=conflict_ttl_seconds)
         self.keda_check = timedelta(seconds=keda_check_seconds)
         self._keda: tuple[datetime, bool] | None = None
-        self._lists: dict[tuple[str, str], tuple[datetime, list[dict[str, Any]]]] = {}
+        self._lists: dict[tuple[str, str], tuple[datetime, list[dict[str, Any]] | None]] = {}
         self._lock = threading.Lock()
 
     # -- protocol ----------------------------------------------------------------------------
@@ -234,13 +234,20 @@ class KubernetesScaler:
         k = ref.target.kubernetes
         assert k is not None
         owners: list[str] = []
-        hpa_path = f"/apis/autoscaling/v2/namespaces/{ref.namespace}/horizontalpodautoscalers"
-        for item in self._list(ref, now, hpa_path, "autoscaling", "horizontalpodautoscalers"):
+        hpas: list[dict[str, Any]] | None = None
+        for version in ("v2", "v1"):  # autoscaling/v2 since Kubernetes 1.23; v1 before
+            hpa_path = (
+                f"/apis/autoscaling/{version}/namespaces/{ref.namespace}/horizontalpodautoscalers"
+            )
+            hpas = self._list(ref, now, hpa_path, "autoscaling", "horizontalpodautoscalers")
+            if hpas is not None:
+                break
+        for item in hpas or []:
             if targets(item, k.api_version, k.kind, k.name, default_kind=None):
                 owners.append(f"HorizontalPodAutoscaler {_name(item)}")
         if self._keda_installed(now):
             keda_path = f"/apis/{KEDA_API_VERSION}/namespaces/{ref.namespace}/scaledobjects"
-            for item in self._list(ref, now, keda_path, "keda.sh", "scaledobjects"):
+            for item in self._list(ref, now, keda_path, "keda.sh", "scaledobjects") or []:
                 if targets(item, k.api_version, k.kind, k.name, default_kind="Deployment"):
                     owners.append(f"KEDA ScaledObject {_name(item)}")
         return owners
@@ -257,8 +264,9 @@ class KubernetesScaler:
 
     def _list(
         self, ref: TargetRef, now: datetime, path: str, group: str, plural: str
-    ) -> list[dict[str, Any]]:
-        key = (ref.namespace, plural)
+    ) -> list[dict[str, Any]] | None:
+        """The items at `path`, or None when that API is not served (404)."""
+        key = (ref.namespace, path)
         with self._lock:
             cached = self._lists.get(key)
         if cached is not None and timedelta(0) <= now - cached[0] < self.conflict_ttl:
@@ -269,13 +277,15 @@ class KubernetesScaler:
                 self._lists[key] = (now, items)
         return items
 
-    def _list_now(self, ref: TargetRef, path: str, group: str, plural: str) -> list[dict[str, Any]]:
+    def _list_now(
+        self, ref: TargetRef, path: str, group: str, plural: str
+    ) -> list[dict[str, Any]] | None:
         try:
             out = kubeclient.request(self.api, "GET", path, timeout=self.timeout)
         except Exception as exc:
             err = kubeclient.describe(exc)
             if err.code == 404:
-                return []  # the API is not installed: nobody else scales through it
+                return None  # the API is not served: nobody scales through it
             if err.code == 403:
                 raise ScaleRefused(
                     f"cannot list {plural} in namespace {ref.namespace} (needed to detect "

@@ -648,6 +648,12 @@ class KubeServer:
             self._types[(rtype.group, rtype.version, rtype.plural)] = rtype
             self._store.setdefault((rtype.group, rtype.plural), {})
 
+    def remove_resource_type(self, group: str, version: str, plural: str) -> None:
+        """Stop serving a group/version/resource (e.g. an old cluster without autoscaling/v2);
+        objects stored under another version of the same resource stay."""
+        with self._lock:
+            self._types.pop((group, version, plural), None)
+
     def add_resource(
         self,
         group: str,

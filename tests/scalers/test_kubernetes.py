@@ -630,3 +630,15 @@ def test_fault_sequence_keeps_bounds_and_shows_every_fault(kube_server: KubeServ
         reader.close()
         scaler.close()
     assert seen == [(name, expect) for name, _, expect, _ in steps]
+
+
+def test_hpa_conflict_on_a_cluster_without_autoscaling_v2(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.put_object(hpa("old-hpa", "Deployment", "web"))
+    kube_server.remove_resource_type("autoscaling", "v2", "horizontalpodautoscalers")
+    cap = scaler.capacity(ref(), NOW)
+    assert cap.blocked == "TargetConflict"
+    assert "HorizontalPodAutoscaler default/old-hpa" in cap.detail["conflict"]
+    assert kube_server.requests("GET", "/apis/autoscaling/v1/")
