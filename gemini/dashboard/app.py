@@ -35,7 +35,7 @@ from gemini.store import DecisionStore, StoreError
 
 HERE = Path(__file__).resolve().parent
 MAX_LIMIT = 10_000
-CHART_POINTS = 5_000
+CHART_POINTS = 10_000  # a day at one decision per 15 s is 5,760
 TABLE_ROWS = 200
 SPARK_POINTS = 60
 _PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")

@@ -46,8 +46,14 @@
         return e.applied ? "circle" : "circle-open"; }), color: "#d62728" }
     });
   }
+  // keep the capacity readable when maxReplicas is far above what is used: clip the band
+  var used = [].concat(c.current, c.desired, c.min);
+  data.twins.forEach(function (t) { used = used.concat(t.desired); });
+  var top = Math.max.apply(null, used.concat([1]));
+  var maxBand = Math.max.apply(null, c.max.concat([0]));
+  var yTop = maxBand <= top * 1.5 ? maxBand * 1.08 + 0.5 : top * 1.3 + 1;
   Plotly.newPlot("chart-capacity", traces, layout({ yaxis: { title: { text: "replicas" },
-    rangemode: "tozero" } }), config);
+    range: [0, yTop] } }), config);
 
   data.metrics.forEach(function (m, i) {
     var el = document.getElementById("chart-metric-" + i);
