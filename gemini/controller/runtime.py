@@ -176,6 +176,7 @@ class Controller:
         self.evaluations = 0
         self.lags: list[float] = []  # seconds behind schedule per batch start (bounded below)
         self.done_lags: list[float] = []  # seconds from due time to a policy's tick being done
+        self.decided_lags: list[float] = []  # ... to its decision being made (and applied)
         self._started = False
 
     # -- leadership ----------------------------------------------------------------------------
@@ -356,6 +357,7 @@ class Controller:
     def _tick_one(self, entry: Entry, pre: _Prefetched, now: datetime, due: datetime) -> None:
         policy = _pol(entry)
         [result] = loop.tick_batch([(policy, entry.state)], reader=pre, scaler=pre, now=now)
+        decided = (self.clock.now() - due).total_seconds()
         if not self.is_leader():
             return  # lost the lease mid-batch: write nothing, keep nothing
         with self._lock:
@@ -391,8 +393,10 @@ class Controller:
         done = (self.clock.now() - due).total_seconds()
         with self._lock:
             self.done_lags.append(done)
+            self.decided_lags.append(decided)
             if len(self.done_lags) > 200_000:
                 del self.done_lags[: len(self.done_lags) // 2]
+                del self.decided_lags[: len(self.decided_lags) // 2]
 
     def _write_status(self, entry: Entry, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         try:
