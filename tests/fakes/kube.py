@@ -1014,7 +1014,9 @@ class KubeServer:
         if paths.label_selector is not None:
             selector = _path_get(obj, paths.label_selector) or ""
         else:
-            labels = (_path_get(obj, ".spec.selector.matchLabels") or {}) if rtype.group else {}
+            # built-in workloads: spec.selector.matchLabels; a CRD without labelSelectorPath: none
+            labels = _path_get(obj, ".spec.selector.matchLabels") if rtype.group == "apps" else None
+            labels = labels if isinstance(labels, dict) else {}
             selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         status: Obj = {"replicas": int(_path_get(obj, paths.status_replicas) or 0)}
         if selector:

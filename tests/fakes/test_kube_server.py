@@ -537,3 +537,20 @@ def test_many_concurrent_clients(kube_server: KubeServer) -> None:
         assert list(pool.map(bump, range(16))) == [10] * 16
     api_client.close()
     assert kube_server.resource_version >= 16 * 10
+
+
+def test_custom_scale_without_label_selector_path(kube_server: KubeServer, api: Any) -> None:
+    kube_server.register_crd(crd("example.com", "gadgets", "Gadget", scale=ScalePaths()))
+    kube_server.put_object(
+        {
+            "apiVersion": "example.com/v1alpha1",
+            "kind": "Gadget",
+            "metadata": {"name": "g"},
+            "spec": {"replicas": 2, "selector": "app=g"},  # a string, not a LabelSelector
+        }
+    )
+    scale = client.CustomObjectsApi(api).get_namespaced_custom_object_scale(
+        "example.com", "v1alpha1", "default", "gadgets", "g"
+    )
+    assert scale["spec"] == {"replicas": 2}
+    assert scale["status"] == {"replicas": 0}
