@@ -318,7 +318,8 @@ class SqlStore:
                 newest[d.policy] = (keep, old[1] + 1)
         with _write(self.engine) as conn:
             self._insert(conn, rows)
-            self._upsert(conn, [_summary_row(d, n) for d, n in newest.values()])
+            # sorted: concurrent writers lock summary rows in one order (no PostgreSQL deadlock)
+            self._upsert(conn, [_summary_row(*newest[k]) for k in sorted(newest)])
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """executemany straight to the driver: SQLAlchemy's per-row parameter processing
