@@ -94,6 +94,11 @@ def serve(conn: Any, n: int, interval: int, seconds: float) -> None:
         msg = conn.recv()
         if msg == "counts":
             conn.send((len(mon.service.requests), len(kube.log)))
+        elif msg == "paths":
+            from collections import Counter
+
+            kinds = Counter(f"{r.method} {r.verb} {r.resource}" for r in list(kube.log))
+            conn.send(dict(kinds))
         elif msg == "stop":
             kube.stop()
             mon.stop()
@@ -225,6 +230,9 @@ def main() -> int:
     wall = time.perf_counter() - wall_start
     overruns = ctrl.scheduler.overruns
     ctrl.stop(timeout=30)
+    if os.environ.get("BENCH_PATHS"):
+        parent.send("paths")
+        print(parent.recv(), file=sys.stderr)
     parent.send("stop")
     parent.recv()
     proc.join(10)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -312,11 +313,23 @@ class Controller:
     def _read_capacities(
         self, entries: list[Entry], now: datetime
     ) -> dict[str, Capacity | ScaleError]:
-        futures = {
-            e.key: self.pool.submit(self.scaler.capacity, loop.target_ref(_pol(e)), now)
-            for e in entries
-        }
+        """All targets' capacity in parallel, under one deadline. One policy per namespace goes
+        first so that per-namespace lookups the scaler caches (HPA lists) are made once, not by
+        every worker at the same moment."""
+        deadline = time.monotonic() + self.deadlines.capacity_seconds
+        futures: dict[str, Future[Capacity]] = {}
+        first: dict[str, Entry] = {}
+        for e in entries:
+            first.setdefault(e.namespace, e)
+        for e in first.values():
+            futures[e.key] = self.pool.submit(self.scaler.capacity, loop.target_ref(_pol(e)), now)
         wait(list(futures.values()), timeout=self.deadlines.capacity_seconds)
+        for e in entries:
+            if e.key not in futures:
+                futures[e.key] = self.pool.submit(
+                    self.scaler.capacity, loop.target_ref(_pol(e)), now
+                )
+        wait(list(futures.values()), timeout=max(0.0, deadline - time.monotonic()))
         out: dict[str, Capacity | ScaleError] = {}
         for key, fut in futures.items():
             if not fut.done():

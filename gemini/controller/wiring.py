@@ -20,6 +20,7 @@ from gemini.policy.decision import Capacity
 from gemini.scalers import ApplyResult, RoutingScaler, Scaler, TargetRef
 
 MONITORING_KINDS = ("cloudMonitoring", "pubsub", "bigtable")
+CONFLICT_TTL_SECONDS = 10.0
 
 
 def monitoring_reader() -> Any:
@@ -86,6 +87,7 @@ def build_scaler(api_client: Any, monitoring: Any, clock: Clock) -> RoutingScale
 
         return BigtableScaler(storage_reader=storage_reader(monitoring, clock))
 
-    return RoutingScaler(
-        {"kubernetes": KubernetesScaler(api_client), "bigtable": LazyScaler(bigtable)}
-    )
+    # One HPA/ScaledObject list per namespace per batch (all ticks of a batch share `now`), not
+    # one per policy; a new HPA is noticed within CONFLICT_TTL_SECONDS.
+    kube = KubernetesScaler(api_client, conflict_ttl_seconds=CONFLICT_TTL_SECONDS)
+    return RoutingScaler({"kubernetes": kube, "bigtable": LazyScaler(bigtable)})
