@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -187,7 +188,16 @@ def main() -> int:
     fill_s, last_at = fill(store, args.n, args.policies)
     size_mb = path.stat().st_size / 1e6
 
-    # --- the policy page's API over HTTP
+    # --- the store query alone (in-process), then the policy page's API over HTTP
+    window_since = last_at - timedelta(hours=24)
+    q_ms: list[float] = []
+    for i in range(args.requests):
+        t0 = time.perf_counter()
+        store.decision_records(
+            f"bench/app-{i % args.policies:03d}", since=window_since, limit=10_000
+        )
+        q_ms.append((time.perf_counter() - t0) * 1000)
+
     server, thread, url = serve(create_app(store))
     since = iso(last_at - timedelta(hours=24))
     lat: list[float] = []
@@ -252,6 +262,8 @@ def main() -> int:
     store.close()
 
     print("## Decision store benchmark (SQLite, WAL)\n")
+    load = os.getloadavg()[0]
+    print(f"Machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end of the run.\n")
     print(
         f"{args.n:,} decisions, {args.policies} policies, one decision per policy every 15 s; "
         f"file {size_mb:,.0f} MB; bulk load {fill_s:.1f} s ({args.n / fill_s:,.0f}/s).\n"
@@ -262,6 +274,10 @@ def main() -> int:
         f"| `GET /api/decisions` one policy, 24 h window ({statistics.mean(sizes):,.0f} records, "
         f"{args.requests} requests over HTTP) | {pct(lat, 50):.1f} ms | {pct(lat, 95):.1f} ms "
         f"| < 200 ms |"
+    )
+    print(
+        f"| store query alone, same window (in-process) | {pct(q_ms, 50):.1f} ms | "
+        f"{pct(q_ms, 95):.1f} ms | — |"
     )
     print(
         f"| `GET /policies/NS/NAME` page (charts + table, {len(page_lat)} requests) | "
