@@ -71,6 +71,7 @@ class _Prefetched:
         pool: ThreadPoolExecutor,
         apply_deadline: float,
     ) -> None:
+        self.capacities = capacities
         self._caps = capacities
         self._obs = observations
         self._scaler = scaler
@@ -383,11 +384,18 @@ class Controller:
                 self.telemetry.errors.labels("store").inc()
                 log.warning("recording decision failed: %s", exc)
         self.telemetry.observe(entry.namespace, entry.name, result)
+        cap = pre.capacities.get(entry.key)
+        blocked = str(cap.detail.get("conflict") or "") if isinstance(cap, Capacity) else ""
         self._log(entry, policy, result)
-        self._emit_events(entry, result)
+        self._emit_events(entry, result, blocked)
         current = self.cache.get(entry.key) or entry
         body = status_mod.tick_status(
-            current.status, entry.generation, result, now, target=policy.spec.target.describe()
+            current.status,
+            entry.generation,
+            result,
+            now,
+            target=policy.spec.target.describe(),
+            blocked_message=blocked,
         )
         visible = status_mod.visible_key(body)
         last = self._written.get(entry.key)
@@ -425,7 +433,7 @@ class Controller:
         uid = entry.raw.get("metadata", {}).get("uid")
         self.events.emit(entry.namespace, entry.name, uid, kind, reason, message)
 
-    def _emit_events(self, entry: Entry, result: loop.TickResult) -> None:
+    def _emit_events(self, entry: Entry, result: loop.TickResult, blocked: str = "") -> None:
         d = result.decision
         if d is None:
             self._event(entry, "Warning", "FailedGetScale", result.error_message or "")
@@ -448,10 +456,11 @@ class Controller:
                 f"New size: {d.desired}; reason: {result.apply.reason if result.apply else ''}; "
                 f"error: {msg}",
             )
-        elif d.outcome == "refused" and result.apply and result.apply.reason != "NotLeader":
-            self._event(
-                entry, "Warning", "TargetConflict", result.apply.message or result.apply.reason
-            )
+        elif d.outcome == "refused" and (
+            result.apply is None or result.apply.reason != "NotLeader"
+        ):
+            why = result.apply.message or result.apply.reason if result.apply else blocked
+            self._event(entry, "Warning", "TargetConflict", why or "the scaler will not act")
         bad = [m for m in d.metrics if m.status is not MetricStatus.OK]
         for m in bad:
             self._event(

@@ -105,8 +105,24 @@ def merge_conditions(
     return out
 
 
-def decision_conditions(result: TickResult) -> list[Condition]:
-    """HPA-like conditions for one tick's outcome."""
+def _blocked_reason(d: Decision) -> str | None:
+    """The scaler's refusal code recorded in the decision (e.g. TargetConflict), if any."""
+    for step in d.steps:
+        if step.stage == "scaler" and step.reason not in _SCALER_LIMITS:
+            return step.reason
+    standard = {r.value for r in Reason}
+    extra = [r for r in d.reasons if r not in standard]
+    return extra[-1] if extra else None
+
+
+_SCALER_LIMITS = frozenset(
+    {Reason.SCALER_FLOOR.value, Reason.SCALER_CEILING.value, Reason.TARGET_BUSY.value}
+)
+
+
+def decision_conditions(result: TickResult, blocked_message: str = "") -> list[Condition]:
+    """HPA-like conditions for one tick's outcome. `blocked_message` explains a refusal the
+    scaler reported while reading the target (e.g. which HPA owns it)."""
     if result.decision is None:
         reason = result.error or "FailedGetScale"
         msg = result.error_message or "the target could not be read"
@@ -128,8 +144,11 @@ def decision_conditions(result: TickResult) -> list[Condition]:
     apply = result.apply
     # AbleToScale
     if outcome in REFUSAL_OUTCOMES:
-        reason = apply.reason if apply is not None else "ScaleRefused"
-        message = apply.message if apply is not None else ""
+        if apply is not None:
+            reason, message = apply.reason, apply.message
+        else:
+            reason = _blocked_reason(d) or "ScaleRefused"
+            message = blocked_message or f"the scaler will not act on {d.target}: {reason}"
         conds.append(Condition(ABLE_TO_SCALE, False, reason, message))
         conds.append(Condition(TARGET_CONFLICT, True, reason, message))
     elif outcome in FAILED_OUTCOMES:
@@ -246,6 +265,7 @@ def tick_status(
     now: datetime,
     *,
     target: str | None = None,
+    blocked_message: str = "",
 ) -> dict[str, Any]:
     """The status after one tick (to merge-patch over `old_status`)."""
     status: dict[str, Any] = {
@@ -254,7 +274,7 @@ def tick_status(
         "lastEvaluationTime": iso(now),
         "state": result.state.to_status(),
         "conditions": merge_conditions(
-            old_status.get("conditions"), decision_conditions(result), now
+            old_status.get("conditions"), decision_conditions(result, blocked_message), now
         ),
     }
     d = result.decision

@@ -227,7 +227,9 @@ def test_target_owned_by_an_hpa_gets_target_conflict(
     assert replicas(kube) == 2
     cond = condition(kube, "web", "TargetConflict")
     assert cond is not None and cond["status"] == "True"
-    assert "web-hpa" in cond["message"] or cond["reason"] == "TargetConflict"
+    assert cond["reason"] == "TargetConflict" and "web-hpa" in cond["message"]
+    ev = eventually(lambda: events(kube, "TargetConflict"))
+    assert "web-hpa" in ev[0]["message"]
 
 
 def test_two_policies_on_one_target_only_the_oldest_acts(
