@@ -56,7 +56,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "Every scenario in `simulations/` replayed through the engine (`gemini simulate`).",
         "`x oracle` is capacity-hours / the oracle's (perfect foresight, no start-up lag, never",
         "violating); violation minutes count steps where load > ready capacity x slo.maxUtilization",
-        "(queues with `maxAgeSeconds`: oldest unacked message older than that).",
+        "(queues with `maxAgeSeconds`: also when the oldest unacked message is older).",
+        "Traces are read in place from `../shared/traces/`; see `docs/simulator.md` for the",
+        "caveats (NASA outage excluded, NYC taxi DST artefact clipped).",
         "",
         "| scenario | run | kind | capacity-hours | x oracle | violation min | share | "
         "scale events | flaps | max | mean |",
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", action="append", default=[], help="scenario file stem (repeat)")
+    ap.add_argument(
+        "--tune-only", action="append", default=[], help="tune only these stems (repeat)"
+    )
     args = ap.parse_args(argv)
     out = args.out or args.folder / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for f in files:
         print(f"{f.name} ...", end=" ", flush=True, file=sys.stderr)
-        res = run_scenario(f, args.tune, args.jobs, args.seed)
+        trials = args.tune if not args.tune_only or f.stem in set(args.tune_only) else 0
+        res = run_scenario(f, trials, args.jobs, args.seed)
         print(res.get("error", f"{res.get('suiteSeconds')} s"), file=sys.stderr)
         results.append(res)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
