@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_binary
+from tests.conftest import need, need_binary
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -32,8 +32,12 @@ def postgres_server() -> Iterator[str]:
     pg_ctl = need_binary(str(PG_BIN / "pg_ctl"), "pg_ctl")
     prefix: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="gemini-pg-"))
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            need(False, "running as root and there is no `postgres` user to run PostgreSQL as")
+            raise
         os.chown(tmp, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     data, port = tmp / "data", _free_port()
