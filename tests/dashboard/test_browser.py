@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,14 +122,3 @@ def test_hostile_policy_name_is_shown_as_text(page: Any, base: str) -> None:
     assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
     assert page.locator("img").count() == 0
     assert page.problems == []  # no alert() dialog, no script error
-
-
-def test_screenshot_copied_for_docs_when_asked() -> None:
-    # keep docs/images/dashboard.png a real render: copy the artifact when GEMINI_UPDATE_DOCS=1
-    import os
-
-    shot = ARTIFACTS / "dashboard.png"
-    if os.environ.get("GEMINI_UPDATE_DOCS") == "1" and shot.exists():
-        target = Path(__file__).resolve().parents[2] / "docs" / "images" / "dashboard.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, target)
