@@ -64,7 +64,12 @@ def policy_doc(i: int, interval: int) -> dict[str, Any]:
     }
 
 
-def serve(conn: Any, n: int, interval: int, seconds: float) -> None:
+def changes(i: int, churn: float) -> int:
+    """1 for the policies whose load alternates between 1x and 1.5x every minute."""
+    return 1 if (i * 0.6180339887) % 1.0 < churn else 0
+
+
+def serve(conn: Any, n: int, interval: int, seconds: float, churn: float) -> None:
     """Child process: run both fake servers, seed them, report addresses, then counts on request."""
     import yaml
 
@@ -87,7 +92,10 @@ def serve(conn: Any, n: int, interval: int, seconds: float) -> None:
             PUBSUB_TYPE,
             "pubsub_subscription",
             {"subscription_id": f"sub-{i:05d}", "project_id": PROJECT},
-            [(t, backlog(i) * (1.0 + 0.5 * ((k + i) % 2))) for k, t in enumerate(times)],
+            [
+                (t, backlog(i) * (1.0 + 0.5 * ((k + i) % 2) * changes(i, churn)))
+                for k, t in enumerate(times)
+            ],
         )
     conn.send((kube.url, mon.endpoint))
     while True:
@@ -130,6 +138,12 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=15)
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument(
+        "--churn",
+        type=float,
+        default=1.0,
+        help="fraction of policies whose load changes every minute (1.0: all of them)",
+    )
     args = ap.parse_args()
 
     ctx = mp.get_context("spawn")
@@ -137,7 +151,7 @@ def main() -> int:
     t_setup = time.perf_counter()
     proc = ctx.Process(
         target=serve,
-        args=(child, args.policies, args.interval, args.interval * (args.cycles + 3)),
+        args=(child, args.policies, args.interval, args.interval * (args.cycles + 3), args.churn),
         daemon=True,
     )
     proc.start()
@@ -240,7 +254,7 @@ def main() -> int:
     expected_calls = math.ceil(args.policies / 100)  # one project+type+window group, 100 per call
     print(
         f"## Controller benchmark: {args.policies} policies, {args.interval} s interval, "
-        f"{args.cycles} cycles, {args.workers} workers\n"
+        f"{args.cycles} cycles, {args.workers} workers, churn {args.churn:g}\n"
     )
     print(
         f"Setup: servers seeded in {seed_s:.1f} s (child process); initial list synced in "
