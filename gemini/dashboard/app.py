@@ -199,8 +199,15 @@ def create_app(
     env.filters["iso"] = lambda d: iso(d) if d else ""
     templates = Jinja2Templates(env=env)
 
+    def recording_gaps() -> list[dict[str, Any]]:
+        """Decisions the controller could not record (store outage, full buffer)."""
+        if writer_stats is None:
+            return []
+        s = writer_stats()
+        return [{"dropped": g.dropped, "first": g.first_at, "last": g.last_at} for g in s.gaps]
+
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
-        ctx.update(title=title, base=_prefix(request, root_path))
+        ctx.update(title=title, base=_prefix(request, root_path), gaps=recording_gaps())
         return templates.TemplateResponse(request, name, ctx, status_code=status)
 
     def guarded(

@@ -299,3 +299,28 @@ def test_health_reports_store_outage_and_writer_gap(live: Live) -> None:
     page = httpx.get(f"{url}/")
     assert page.status_code == 503 and "unreachable" in page.text
     writer.close(timeout=0.1)
+
+
+class WriteOutage(MemoryStore):
+    """Reads work, writes fail: the controller's buffer fills and drops decisions."""
+
+    def write_many(self, decisions: Sequence[Decision]) -> None:
+        raise ConnectionError("connection refused")
+
+
+def test_pages_report_the_recording_gap(live: Live) -> None:
+    store = WriteOutage()
+    MemoryStore.write_many(store, [decision(at=0.0)])
+    writer = BufferedWriter(store, max_buffer=2, flush_interval=0.01, retry_seconds=0.01)
+    for i in range(1, 6):
+        writer.record(decision(at=float(i)))
+    url = live(create_app(store, writer_stats=writer.stats))
+    expected = (
+        "3 decisions were not recorded (decision store unavailable) between "
+        "2026-03-01T12:00:03Z and 2026-03-01T12:00:05Z."
+    )
+    for path in ["/", "/policies/shop/web"]:
+        assert expected in httpx.get(f"{url}{path}").text, path
+    healthy = live(create_app(store))
+    assert "not recorded" not in httpx.get(f"{healthy}/").text
+    writer.close(timeout=0.1)
