@@ -4,13 +4,15 @@ the scheduler driven by a ManualClock (each `step` is one second; no sleeps for 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gemini.clock import ManualClock
-from gemini.controller.runtime import Controller
+from gemini.controller.runtime import Controller, Deadlines
 from gemini.metrics.memory import MemorySource
 from tests.controller.conftest import SP, eventually, policy
 from tests.controller.harness import T0, Stepper, build
@@ -298,3 +300,47 @@ def test_status_write_conflicts_and_failures_do_not_stop_scaling(
     set_load(mem, clock, 40.0)
     run.step()
     assert replicas(kube) == 4  # scaled although its status could not be written
+
+
+class SlowFor:
+    """A Scaler wrapper (protocol level) that hangs on one target, like an unresponsive API."""
+
+    def __init__(self, inner: Any, name: str, seconds: float) -> None:
+        self.inner, self.name, self.seconds = inner, name, seconds
+        self.release = threading.Event()
+
+    def capacity(self, ref: Any, now: Any) -> Any:
+        if ref.target.kubernetes.name == self.name:
+            self.release.wait(self.seconds)
+        return self.inner.capacity(ref, now)
+
+    def apply(self, ref: Any, desired: int, now: Any) -> Any:
+        return self.inner.apply(ref, desired, now)
+
+
+def test_a_hanging_target_does_not_delay_the_others(
+    kube: KubeServer, mem: MemorySource, clock: ManualClock
+) -> None:
+    kube.put_object(deployment("fast", replicas=1))
+    kube.put_object(deployment("slow", replicas=1))
+    kube.put_object(policy("fast", target="fast"))
+    kube.put_object(policy("slow", target="slow"))
+    ctrl = build(kube, clock, mem, deadlines=Deadlines(capacity_seconds=0.5))
+    slow = SlowFor(ctrl.scaler, "slow", 10.0)
+    ctrl.scaler = slow
+    ctrl.watcher.start()
+    try:
+        assert ctrl.watcher.synced.wait(5)
+        ctrl.on_started_leading()
+        set_load(mem, clock, 40.0)
+        started = time.monotonic()
+        Stepper(ctrl, clock).step()
+        assert time.monotonic() - started < 3  # bounded by the deadline, not the 10 s hang
+        assert replicas(kube, "fast") == 4
+        assert replicas(kube, "slow") == 1
+        cond = condition(kube, "slow", "AbleToScale")
+        assert cond is not None and cond["status"] == "False"
+        assert "longer than 0.5s" in cond["message"]
+    finally:
+        slow.release.set()
+        ctrl.stop(timeout=5)

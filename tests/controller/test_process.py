@@ -4,6 +4,7 @@ endpoints, and graceful SIGTERM (exit 0, Lease released)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -117,6 +118,18 @@ def procs(kube: KubeServer, tmp_path: Path) -> Iterator[Any]:
             p.stop(signal.SIGKILL)
 
 
+def decisions(path: Path) -> int:
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        try:
+            return int(db.execute("select count(*) from decisions").fetchone()[0])
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
+
+
 def holder(kube: KubeServer) -> str | None:
     obj = kube.get_object(*LEASE)
     return None if obj is None else obj["spec"].get("holderIdentity")
@@ -172,6 +185,10 @@ def test_two_replicas_one_acts_failover_and_graceful_shutdown(
     assert "gemini_evaluation_duration_seconds_bucket" in metrics
     assert standby.get("/healthz")[0] == 200 and "gemini_leader 0.0" in standby.get("/metrics")[1]
 
+    assert leader.get("/")[0] == 200  # the dashboard, mounted at the root
+    # decisions reach the leader's store through the buffered writer (the standby records none)
+    eventually(lambda: decisions(tmp_path / f"{leader.name}.sqlite") > 0, timeout=5)
+    assert decisions(tmp_path / f"{standby.name}.sqlite") == 0
     leader.stop(signal.SIGKILL)  # no release: the standby waits out the lease
     killed = time.monotonic()
     eventually(lambda: holder(kube) == standby.name, timeout=10)
