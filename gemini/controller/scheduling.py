@@ -189,7 +189,10 @@ class Scheduler:
             if nxt is not None and nxt <= now:
                 self.run_due(now)
                 continue
-            wait = 1.0 if nxt is None else min(1.0, (nxt - now).total_seconds())
+            # A clock that runs faster than the wall (the demo's ScaledClock has `speed`)
+            # needs proportionally shorter waits, or batches would run late and coalesce.
+            speed = float(getattr(self._clock, "speed", 1.0))
+            wait = 1.0 if nxt is None else min(1.0, (nxt - now).total_seconds() / speed)
             with self._lock:
                 if not self._stop.is_set():
                     self._lock.wait(max(wait, 0.001))
