@@ -110,6 +110,11 @@ class DemoWorld:
                     out.append(Observation(name, self._visible(key, now)))
                 elif source.bigtable is not None:
                     out.append(Observation(name, self._visible("cpu", now)))
+                elif source.prometheus is not None:
+                    # the workers' busy ratio, as Prometheus would compute it right now
+                    n = max(self.workers.count, 1)
+                    busy = self._throughput / (n * WORKER_CAPACITY)
+                    out.append(Observation.of(name, now, busy))
                 elif source.kubernetes is not None:
                     out.append(Observation.of(name, now, float(self.workers.count)))
                 else:
