@@ -273,11 +273,16 @@ class Controller:
                 self.pool,
                 self.deadlines.apply_seconds,
             )
-            futures: list[Future[None]] = [
+            # Decide and apply everything first; Events and status writes (the bulk of the API
+            # calls after a start or a wave of changes) queue behind the decisions.
+            ticks: list[Future[Future[None] | None]] = [
                 self.pool.submit(self._tick_one, e, pre, started, due) for e in entries
             ]
-            wait(futures)
-            for f in futures:
+            wait(ticks)
+            reports = [r for f in ticks if f.exception() is None and (r := f.result())]
+            wait(reports)
+            every: list[Future[Any]] = [*ticks, *reports]
+            for f in every:
                 if f.exception() is not None:
                     log.error("evaluation failed", exc_info=f.exception())
                     self.telemetry.errors.labels("internal").inc()
@@ -368,12 +373,15 @@ class Controller:
             observations = [Observation.failed(r.metric.name, "error", str(exc)) for r in requests]
         return {(r.policy, r.metric.name): o for r, o in zip(requests, observations, strict=True)}
 
-    def _tick_one(self, entry: Entry, pre: _Prefetched, now: datetime, due: datetime) -> None:
+    def _tick_one(
+        self, entry: Entry, pre: _Prefetched, now: datetime, due: datetime
+    ) -> Future[None] | None:
+        """Decide (and apply); returns the queued report (Events, status) of this tick."""
         policy = _pol(entry)
         [result] = loop.tick_batch([(policy, entry.state)], reader=pre, scaler=pre, now=now)
         decided = (self.clock.now() - due).total_seconds()
         if not self.is_leader():
-            return  # lost the lease mid-batch: write nothing, keep nothing
+            return None  # lost the lease mid-batch: write nothing, keep nothing
         with self._lock:
             self.evaluations += 1
         self.cache.set_state(entry.key, result.state)
@@ -384,9 +392,23 @@ class Controller:
                 self.telemetry.errors.labels("store").inc()
                 log.warning("recording decision failed: %s", exc)
         self.telemetry.observe(entry.namespace, entry.name, result)
+        self._log(entry, policy, result)
         cap = pre.capacities.get(entry.key)
         blocked = str(cap.detail.get("conflict") or "") if isinstance(cap, Capacity) else ""
-        self._log(entry, policy, result)
+        return self.pool.submit(self._report, entry, policy, result, blocked, now, due, decided)
+
+    def _report(
+        self,
+        entry: Entry,
+        policy: ScalingPolicy,
+        result: loop.TickResult,
+        blocked: str,
+        now: datetime,
+        due: datetime,
+        decided: float,
+    ) -> None:
+        if not self.is_leader():
+            return
         self._emit_events(entry, result, blocked)
         current = self.cache.get(entry.key) or entry
         body = status_mod.tick_status(
