@@ -65,7 +65,7 @@ def test_standby_takes_over_within_lease_duration_after_leader_dies(
     eventually(b.is_leader, timeout=3)
     took = time.monotonic() - killed
     # free after lease_duration as observed by b, plus at most one retry period
-    assert took <= FAST["lease_duration"] + FAST["retry_period"] + 0.5
+    assert took <= FAST["lease_duration"] + FAST["retry_period"] + 1.0  # slack for a busy CI box
     assert lease_holder(kube) == "b"
 
 
