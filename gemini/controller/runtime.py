@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -263,8 +262,9 @@ class Controller:
             return
         with self.telemetry.latency.time():
             self.telemetry.batch_size.observe(len(entries))
+            metrics = self._start_metrics(entries, started)
             caps = self._read_capacities(entries, started)
-            observations = self._read_metrics(entries, caps, started)
+            observations = metrics()
             pre = _Prefetched(
                 caps,
                 observations,
@@ -354,24 +354,48 @@ class Controller:
                 out[key] = fut.result()
         return out
 
-    def _read_metrics(
-        self, entries: list[Entry], caps: Mapping[str, Capacity | ScaleError], now: datetime
-    ) -> dict[tuple[str, str], Observation]:
-        requests: list[MetricRequest] = []
-        for e in entries:
-            if isinstance(caps.get(e.key), Capacity):
-                requests.extend(loop.requests_for(_pol(e)))
-        if not requests:
-            return {}
-        fut = self.pool.submit(self.reader.read, requests, now)
-        try:
-            observations = fut.result(timeout=self.deadlines.metrics_seconds)
-        except FutureTimeout:
-            msg = f"metric read took longer than {self.deadlines.metrics_seconds:g}s"
-            observations = [Observation.failed(r.metric.name, "deadline", msg) for r in requests]
-        except Exception as exc:
-            observations = [Observation.failed(r.metric.name, "error", str(exc)) for r in requests]
-        return {(r.policy, r.metric.name): o for r, o in zip(requests, observations, strict=True)}
+    def _start_metrics(
+        self, entries: list[Entry], now: datetime
+    ) -> Callable[[], dict[tuple[str, str], Observation]]:
+        """Start the batch's one metric read on its own thread (it runs while the targets are
+        read, and never queues behind them); the returned function waits for it, up to the
+        metrics deadline, and turns a failure or a timeout into failed observations."""
+        requests: list[MetricRequest] = [r for e in entries for r in loop.requests_for(_pol(e))]
+        box: list[list[Observation] | BaseException] = []
+        done = threading.Event()
+        deadline = time.monotonic() + self.deadlines.metrics_seconds
+
+        def run() -> None:
+            try:
+                box.append(self.reader.read(requests, now))
+            except BaseException as exc:
+                box.append(exc)
+            finally:
+                done.set()
+
+        if requests:
+            threading.Thread(target=run, name="metrics-read", daemon=True).start()
+        else:
+            done.set()
+            box.append([])
+
+        def result() -> dict[tuple[str, str], Observation]:
+            observations: list[Observation]
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                msg = f"metric read took longer than {self.deadlines.metrics_seconds:g}s"
+                observations = [
+                    Observation.failed(r.metric.name, "deadline", msg) for r in requests
+                ]
+            elif isinstance(box[0], BaseException):
+                err = str(box[0])
+                observations = [Observation.failed(r.metric.name, "error", err) for r in requests]
+            else:
+                observations = box[0]
+            return {
+                (r.policy, r.metric.name): o for r, o in zip(requests, observations, strict=True)
+            }
+
+        return result
 
     def _tick_one(
         self, entry: Entry, pre: _Prefetched, now: datetime, due: datetime

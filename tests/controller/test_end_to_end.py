@@ -344,3 +344,43 @@ def test_a_hanging_target_does_not_delay_the_others(
     finally:
         slow.release.set()
         ctrl.stop(timeout=5)
+
+
+class HangingSource:
+    """A MetricSource (protocol level) that never answers in time, like a stuck backend."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def fetch(self, requests: Any, now: Any) -> list[Any]:
+        self.release.wait(10)
+        return []
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_hanging_metric_read_is_cut_off_by_its_deadline(
+    kube: KubeServer, clock: ManualClock
+) -> None:
+    from gemini.metrics import RoutingReader
+
+    kube.put_object(deployment("web", replicas=3))
+    kube.put_object(policy("web"))
+    hanging = HangingSource()
+    ctrl = build(kube, clock, MemorySource(), deadlines=Deadlines(metrics_seconds=0.5))
+    ctrl.reader = RoutingReader({"recorded": hanging})
+    ctrl.watcher.start()
+    try:
+        assert ctrl.watcher.synced.wait(5)
+        ctrl.on_started_leading()
+        started = time.monotonic()
+        Stepper(ctrl, clock).step()
+        assert time.monotonic() - started < 3
+        assert replicas(kube) == 3  # never scales on missing data
+        cond = condition(kube, "web", "ScalingActive")
+        assert cond is not None and cond["reason"] == "FailedGetMetrics"
+        assert "longer than 0.5s" in cond["message"]
+    finally:
+        hanging.release.set()
+        ctrl.stop(timeout=5)
