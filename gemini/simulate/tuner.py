@@ -126,6 +126,39 @@ def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPoli
     return parse_policy(doc)
 
 
+HPA_DEFAULTS: dict[str, float] = {
+    "target": 70,
+    "tolerance": 0.1,
+    "scaleUpWindow": 0,
+    "scaleUpPercent": 100,
+    "scaleUpPeriod": 15,
+    "scaleUpCooldown": 0,
+    "scaleDownWindow": 300,
+    "scaleDownPercent": 100,
+    "scaleDownPeriod": 15,
+    "scaleDownCooldown": 0,
+}
+
+
+def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str, float]]:
+    """First trials: HPA's defaults (so the search starts from the hpa-default baseline when
+    the policy tracks utilization), inside the declared ranges."""
+    bounds = {p.name: p for p in space}
+    metric = policy.spec.metrics[0]
+    start: dict[str, float] = {}
+    for name, value in HPA_DEFAULTS.items():
+        if name not in bounds:
+            continue
+        if name == "target" and (
+            metric.target is None or metric.target.type is not TargetType.UTILIZATION
+        ):
+            continue
+        p = bounds[name]
+        v = min(max(value, p.low), p.high)
+        start[name] = int(v) if p.integer else float(v)
+    return [start] if start else []
+
+
 # -- worker side ---------------------------------------------------------------------------------
 
 _CTX: dict[str, Any] = {}
@@ -223,6 +256,8 @@ def tune(
 
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
+    for start in starting_points(base, space):
+        study.enqueue_trial(start, skip_if_exists=True)
     bar = None
     if progress:
         from tqdm import tqdm  # type: ignore[import-untyped]

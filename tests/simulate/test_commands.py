@@ -153,3 +153,14 @@ def test_suite_runs_every_scenario_and_survives_a_broken_one(tmp_path: Path) -> 
     assert [r["name"] for r in good["results"]] == ["web", "oracle", "static-peak", "hpa-default"]
     md = (out / "results.md").read_text()
     assert "| synthetic | oracle | baseline |" in md and "broken.yaml" in md
+
+
+def test_tune_starts_from_hpa_defaults_so_it_never_loses_to_them_on_train(tmp_path: Path) -> None:
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import tune
+
+    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2}))
+    res = tune(sc, trials=2, seed=3, jobs=1)
+    hpa = res.baselines["hpa-default"]["train"]
+    if res.feasible:
+        assert res.train.capacity_hours <= hpa.capacity_hours + 1e-9
