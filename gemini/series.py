@@ -79,7 +79,8 @@ class Trace:
         lo = bisect.bisect_right(self.times, start)
         hi = bisect.bisect_right(self.times, end)
         return [
-            Sample(datetime.fromtimestamp(self.times[i], UTC), self.values[i]) for i in range(lo, hi)
+            Sample(datetime.fromtimestamp(self.times[i], UTC), self.values[i])
+            for i in range(lo, hi)
         ]
 
     def sliced(self, start: float | None, end: float | None) -> Trace:

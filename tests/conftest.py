@@ -30,7 +30,9 @@ def need(condition: bool, reason: str) -> None:
 def need_binary(*candidates: str) -> str:
     """Path of the first binary found among `candidates` (names or absolute paths)."""
     for name in candidates:
-        found = shutil.which(name) or (name if os.path.isabs(name) and os.access(name, os.X_OK) else None)
+        found = shutil.which(name) or (
+            name if os.path.isabs(name) and os.access(name, os.X_OK) else None
+        )
         if found:
             return found
     need(False, f"none of {', '.join(candidates)} is installed")
