@@ -31,7 +31,7 @@ ENDPOINT_ENV = "GEMINI_PUBSUB_ENDPOINT"
 
 def make_publisher(endpoint: str | None = None) -> Any:
     """A `PublisherClient` with message ordering on, honouring the endpoint overrides."""
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
 
     options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
     batch = pubsub_v1.types.BatchSettings(max_messages=100, max_latency=0.05)
