@@ -22,6 +22,7 @@ from gemini.series import Observation
 RESOURCE_TYPE = "bigtable_cluster"
 INSTANCE_LABEL = "resource.labels.instance"
 CLUSTER_LABEL = "resource.labels.cluster"
+PROJECT_LABEL = "resource.labels.project"
 BYTES_USED = "bigtable.googleapis.com/disk/bytes_used"
 
 # metric -> (metric type, aligner, cross-series reducer)
@@ -60,13 +61,14 @@ def cluster_query(
     return SeriesQuery(
         name=name,
         project=project,
-        filter=f"metric.type = {quote(metric_type_)} AND resource.type = {quote(RESOURCE_TYPE)}",
+        filter=f"metric.type = {quote(metric_type_)}",
         aligner=aligner,
         reducer=reducer,
         alignment_period_seconds=60,
         lookback_seconds=300,
         split=((INSTANCE_LABEL, instance), (CLUSTER_LABEL, cluster)),
         non_negative=True,
+        checks=(("resource.type", RESOURCE_TYPE), (PROJECT_LABEL, project)),
     )
 
 

@@ -63,6 +63,9 @@ class SeriesQuery:
     group_by: tuple[str, ...] = ()
     split: tuple[tuple[str, str], ...] = ()
     non_negative: bool = False
+    # (field, value) pairs a returned series must match when it carries the field; checked here,
+    # not sent (e.g. the resource type and the project label of the shortcut sources).
+    checks: tuple[tuple[str, str], ...] = ()
 
     def group_key(self) -> tuple[object, ...]:
         return (
@@ -74,6 +77,7 @@ class SeriesQuery:
             self.lookback_seconds,
             self.group_by,
             tuple(f for f, _ in self.split),
+            self.checks,
         )
 
     @property
@@ -103,6 +107,30 @@ def union_filter(base: str, fields: Sequence[str], values: Sequence[tuple[str, .
     return " AND ".join(parts)
 
 
+_EXACT_TERM = re.compile(r'\s*([A-Za-z_][\w.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*')
+
+
+def exact_terms(flt: str) -> list[tuple[str, str]] | None:
+    """`a = "x" AND b = "y"` -> [(a, x), (b, y)]; None when the filter is anything richer."""
+    terms: list[tuple[str, str]] = []
+    for part in re.split(r"\s+AND\s+", flt.strip()):
+        match = _EXACT_TERM.fullmatch(part)
+        if match is None:
+            return None
+        terms.append((match.group(1), re.sub(r"\\(.)", r"\1", match.group(2))))
+    return terms
+
+
+def _field(series: Any, name: str) -> str | None:
+    """A series' value of a filter field (`metric.type`, `resource.type`, a label); None/"" if
+    the series does not carry it."""
+    if name == "metric.type":
+        return str(series.metric.type or "")
+    if name == "resource.type":
+        return str(series.resource.type or "")
+    return _label(series, name)
+
+
 def _label(series: Any, name: str) -> str | None:
     for prefix, labels in (
         ("resource.labels.", series.resource.labels),
@@ -128,6 +156,16 @@ def _point_value(point: Any) -> float:
     if which == "distribution_value":
         return float(value.distribution_value.mean)
     raise MetricError("invalid", f"unsupported point value type {which!r}")
+
+
+def _point_time(point: Any) -> datetime:
+    """A point's end time; a server that set only `start_time` gets that instead."""
+    at = _as_utc(point.interval.end_time)
+    if at.timestamp() == 0:
+        start = _as_utc(point.interval.start_time)
+        if start.timestamp() != 0:
+            return start
+    return at
 
 
 def _as_utc(ts: Any) -> datetime:
@@ -209,10 +247,40 @@ class CallStats:
     pages: int = 0
     retries: int = 0
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Fallbacks for servers that do less than Cloud Monitoring: "unbatched" (a group re-read one
+    # resource per call), "raw" (a call re-sent without aggregation).
+    fallbacks: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+# Aligners that can be applied here to raw points of a gauge when a server rejects `aggregation`.
+_CLIENT_ALIGNERS: dict[str, Callable[[list[float]], float]] = {
+    "ALIGN_MEAN": lambda v: math.fsum(v) / len(v),
+    "ALIGN_MAX": max,
+    "ALIGN_MIN": min,
+    "ALIGN_SUM": math.fsum,
+    "ALIGN_COUNT": lambda v: float(len(v)),
+    "ALIGN_NEXT_OLDER": lambda v: v[-1],
+    "ALIGN_NONE": lambda v: v[-1],
+}
+
+CLOCK_SKEW_SECONDS = 60.0  # a point at most this far after `now` is read as taken at `now`
+MAX_PAGES = 1000  # per call: guards against a server that repeats its next_page_token
+
+Key = tuple[str, ...]
+Found = dict[Key, "list[Any] | MetricError"]
 
 
 class MonitoringReader:
-    """Reads SeriesQuery batches with as few `ListTimeSeries` calls as the groups allow."""
+    """Reads SeriesQuery batches with as few `ListTimeSeries` calls as the groups allow.
+
+    It also copes with servers that implement less of the API than Cloud Monitoring (local test
+    servers, emulators): a group whose `one_of` filter is rejected, matches nothing or returns
+    series without the distinguishing labels is re-read one resource per call (exact-equality
+    filters); a call whose aggregation is rejected is re-sent without it and aligned and reduced
+    here; series a server should have filtered out (other metric types, resources, projects) are
+    dropped; several series for one resource are combined with the query's reducer. What worked is
+    remembered per reader, so later cycles skip the failing form.
+    """
 
     def __init__(
         self,
@@ -226,6 +294,7 @@ class MonitoringReader:
         batch: bool = True,
         concurrency: int = 8,
         budget_seconds: float = 30.0,
+        clock_skew_seconds: float = CLOCK_SKEW_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -238,10 +307,14 @@ class MonitoringReader:
         self.batch = batch
         self.concurrency = concurrency
         self.budget_seconds = budget_seconds
+        self.clock_skew_seconds = max(0.0, clock_skew_seconds)
         self._lock = threading.Lock()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.stats = CallStats()
+        # Learned from the server: does it take `one_of(...)`? does it take `aggregation`?
+        self.one_of_supported = True
+        self.aggregation_supported = True
 
     @property
     def client(self) -> Any:
@@ -256,7 +329,7 @@ class MonitoringReader:
         for i, q in enumerate(queries):
             key = q.group_key() if self.batch else (i,)
             groups[key].append(i)
-        tasks: list[tuple[SeriesQuery, list[tuple[str, ...]], list[int]]] = []
+        tasks: list[tuple[SeriesQuery, list[Key], list[int]]] = []
         for idxs in groups.values():
             values = sorted({queries[i].split_values for i in idxs})
             for lo in range(0, len(values), self.max_values_per_call):
@@ -266,19 +339,26 @@ class MonitoringReader:
                 tasks.append((queries[idxs[0]], chunk, members))
         deadline = time.monotonic() + self.budget_seconds
 
-        def run(task: tuple[SeriesQuery, list[tuple[str, ...]], list[int]]) -> None:
+        def fail(i: int, err: MetricError) -> None:
+            with self._lock:
+                self.stats.failures[err.kind] += 1
+            out[i] = Observation.failed(queries[i].name, err.kind, str(err))
+
+        def run(task: tuple[SeriesQuery, list[Key], list[int]]) -> None:
             first, chunk, members = task
             try:
-                by_split = self._call(first, chunk, now, deadline)
+                found = self._call(first, chunk, now, deadline)
             except Exception as exc:  # every failure becomes a value
                 err = classify(exc)
-                with self._lock:
-                    self.stats.failures[err.kind] += 1
                 for i in members:
-                    out[i] = Observation.failed(queries[i].name, err.kind, str(err))
+                    fail(i, err)
                 return
             for i in members:
-                out[i] = _observation(queries[i], by_split.get(queries[i].split_values), now)
+                got = found.get(queries[i].split_values)
+                if isinstance(got, MetricError):
+                    fail(i, got)
+                else:
+                    out[i] = _observation(queries[i], got, now, self.clock_skew_seconds)
 
         if len(tasks) <= 1 or self.concurrency <= 1:
             for task in tasks:
@@ -294,40 +374,105 @@ class MonitoringReader:
 
     # -- one group call ------------------------------------------------------------------------
 
-    def _request(self, q: SeriesQuery, values: Sequence[tuple[str, ...]], now: datetime) -> Any:
+    def _request(
+        self, q: SeriesQuery, values: Sequence[Key], now: datetime, *, aggregate: bool = True
+    ) -> Any:
         from google.cloud import monitoring_v3
 
         fields = [f for f, _ in q.split]
         flt = union_filter(q.filter, fields, values) if fields else q.filter
-        aggregation: dict[str, Any] = {
-            "alignment_period": {"seconds": q.alignment_period_seconds},
-            "per_series_aligner": q.aligner,
-            "cross_series_reducer": q.reducer,
-        }
-        if q.reducer != "REDUCE_NONE":
-            aggregation["group_by_fields"] = list(q.group_by) + [
-                f for f in fields if f not in q.group_by
-            ]
         end = now
         start = now - timedelta(seconds=q.lookback_seconds)
-        return monitoring_v3.ListTimeSeriesRequest(
+        request = monitoring_v3.ListTimeSeriesRequest(
             name=f"projects/{q.project}",
             filter=flt,
             interval=monitoring_v3.TimeInterval(start_time=start, end_time=end),
-            aggregation=monitoring_v3.Aggregation(aggregation),
             view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
         )
+        if aggregate:
+            aggregation: dict[str, Any] = {
+                "alignment_period": {"seconds": q.alignment_period_seconds},
+                "per_series_aligner": q.aligner,
+                "cross_series_reducer": q.reducer,
+            }
+            if q.reducer != "REDUCE_NONE":
+                aggregation["group_by_fields"] = list(q.group_by) + [
+                    f for f in fields if f not in q.group_by
+                ]
+            request.aggregation = monitoring_v3.Aggregation(aggregation)
+        return request
 
-    def _call(
-        self, q: SeriesQuery, values: Sequence[tuple[str, ...]], now: datetime, deadline: float
-    ) -> dict[tuple[str, ...], list[Any]]:
-        request = self._request(q, values, now)
-        fields = [f for f, _ in q.split]
+    def _call(self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float) -> Found:
+        """The group's series per split key (or a per-key failure when read one by one)."""
+        if len(values) <= 1 or not q.split:
+            return self._one(q, values, now, deadline)
+        if not self.one_of_supported:
+            return self._one_by_one(q, values, now, deadline)
+        try:
+            series = self._fetch(q, values, now, deadline)
+        except MetricError as err:
+            if err.kind != "invalid":
+                raise
+            # A server that does not take one_of(...): one exact-equality filter per resource.
+            return self._learn(self._one_by_one(q, values, now, deadline))
+        by_split, unattributed = _attribute(q, values, series)
+        if unattributed or not by_split:
+            # Series without the distinguishing labels, or nothing matched at all (a server that
+            # ignored or misread one_of): ask for each resource on its own.
+            return self._learn(self._one_by_one(q, values, now, deadline))
+        return dict(by_split)
+
+    def _learn(self, found: Found) -> Found:
+        """Resources read one by one where the batched call failed: skip one_of from now on."""
+        if any(v and not isinstance(v, MetricError) for v in found.values()):
+            self.one_of_supported = False
+        return found
+
+    def _one(self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float) -> Found:
+        series = self._fetch(q, values, now, deadline)
+        by_split, _ = _attribute(q, values, series)
+        return dict(by_split)
+
+    def _one_by_one(
+        self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float
+    ) -> Found:
+        with self._lock:
+            self.stats.fallbacks["unbatched"] += 1
+        found: Found = {}
+        for value in values:
+            try:
+                found.update(self._one(q, [value], now, deadline))
+            except Exception as exc:
+                found[value] = classify(exc)
+        return found
+
+    def _fetch(
+        self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float
+    ) -> list[Any]:
+        """The call with aggregation; if the server rejects it and the aligner can be applied
+        here, the same call without aggregation (raw points, aligned by `_observation`)."""
+        raw_ok = q.aligner in _CLIENT_ALIGNERS
+        if not self.aggregation_supported and raw_ok:
+            return self._retrying(self._request(q, values, now, aggregate=False), deadline)
+        try:
+            return self._retrying(self._request(q, values, now), deadline)
+        except MetricError as err:
+            if err.kind != "invalid" or not raw_ok:
+                raise
+            with self._lock:
+                self.stats.fallbacks["raw"] += 1
+            try:
+                series = self._retrying(self._request(q, values, now, aggregate=False), deadline)
+            except MetricError:
+                raise err from None  # the query itself is rejected: report the first answer
+            self.aggregation_supported = False
+            return series
+
+    def _retrying(self, request: Any, deadline: float) -> list[Any]:
         delay = self.backoff_seconds
         for attempt in range(1, self.attempts + 1):
             try:
-                series = self._list(request, deadline)
-                break
+                return self._list(request, deadline)
             except Exception as exc:
                 err = classify(exc)
                 if not err.retryable or attempt == self.attempts:
@@ -339,22 +484,13 @@ class MonitoringReader:
                     raise err from exc  # no budget left for another attempt
                 self._sleep(pause)
                 delay *= 2
-        wanted_type = q.metric_type
-        by_split: dict[tuple[str, ...], list[Any]] = defaultdict(list)
-        for s in series:
-            if wanted_type and s.metric.type and s.metric.type != wanted_type:
-                continue  # not what was asked for (a server that ignored part of the filter)
-            if len(values) == 1:  # the filter named one resource: every series is its
-                key = tuple(values[0])
-            else:
-                key = tuple(_label(s, f) or "" for f in fields)
-            by_split[key].append(s)
-        return by_split
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _list(self, request: Any, deadline: float) -> list[Any]:
         out: list[Any] = []
         token = ""
-        while True:
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise MetricError(
@@ -370,20 +506,64 @@ class MonitoringReader:
             )
             page = next(iter(response.pages))
             out.extend(page.time_series)
+            seen.add(token)
             token = page.next_page_token
-            if not token:
+            if not token or token in seen:  # no more pages (or a server repeating itself)
                 return out
+        return out
 
 
-def _samples(q: SeriesQuery, s: Any, now: datetime) -> list[Sample]:
-    """A series' points as samples, oldest first: none after `now`, no partial newest interval.
-    Raises MetricError(invalid) on NaN, inf, or a negative value where none is possible."""
+def _attribute(
+    q: SeriesQuery, values: Sequence[Key], series: Sequence[Any]
+) -> tuple[dict[Key, list[Any]], bool]:
+    """Split a call's series per split key. Series a server should have filtered out are
+    dropped: another metric type, or a field of the query's exact terms / checks / split that
+    the series carries with another value. Returns (by key, whether some series could not be
+    attributed because they lack a distinguishing label in a call for several keys)."""
+    fields = [f for f, _ in q.split]
+    terms = exact_terms(q.filter)
+    if terms is None:  # a richer filter: only its metric type is checked here
+        terms = [("metric.type", q.metric_type)] if q.metric_type else []
+    checks = [*terms, *q.checks]
+    wanted = set(values)
+    by_split: dict[Key, list[Any]] = defaultdict(list)
+    unattributed = False
+    for s in series:
+        if any((got := _field(s, f)) and got != v for f, v in checks):
+            continue  # not what was asked for (a server that ignored part of the filter)
+        labels = tuple(_field(s, f) or "" for f in fields)
+        if all(labels):
+            key = labels
+        elif len(values) == 1 and all(
+            not got or got == want for got, want in zip(labels, values[0], strict=True)
+        ):
+            key = tuple(values[0])  # the filter named one resource: an unlabelled series is it
+        else:
+            unattributed = True
+            continue
+        if key in wanted:
+            by_split[key].append(s)
+    return by_split, unattributed
+
+
+def _samples(
+    q: SeriesQuery, s: Any, now: datetime, skew_seconds: float
+) -> tuple[list[Sample], int]:
+    """A series' points as samples, oldest first, and how many points lay too far after `now`.
+
+    A point up to `skew_seconds` after `now` (clock skew between the server and us) counts as
+    taken at `now`, later ones are dropped: never a sample after `now`. The partial newest
+    interval of a rate is dropped. Raises MetricError(invalid) on NaN, inf, or a negative value
+    where none is possible."""
     partial_after = now - timedelta(seconds=q.alignment_period_seconds)
+    latest_ok = now + timedelta(seconds=skew_seconds)
     drop_partial = q.aligner in _INTERVAL_ALIGNERS or int(s.metric_kind) in (2, 3)  # DELTA, CUM.
-    samples: list[Sample] = []
+    points: list[tuple[datetime, float]] = []
+    future = 0
     for point in s.points:
-        at = _as_utc(point.interval.end_time)
-        if at > now:
+        at = _point_time(point)
+        if at > latest_ok:
+            future += 1
             continue
         if drop_partial and at > partial_after:
             continue  # the newest interval may still be filling up
@@ -392,9 +572,12 @@ def _samples(q: SeriesQuery, s: Any, now: datetime) -> list[Sample]:
             raise MetricError("invalid", f"point at {at.isoformat()} is {value}")
         if q.non_negative and value < 0:
             raise MetricError("invalid", f"point at {at.isoformat()} is negative ({value})")
-        samples.append(Sample(at, value))
-    samples.sort(key=lambda smp: smp.at)  # the API returns newest first
-    return samples
+        points.append((at, value))
+    points.sort(key=lambda p: p[0])  # servers answer newest first (or not)
+    by_time: dict[datetime, float] = {}
+    for at, value in points:  # points within the skew collapse onto `now`: the newest wins
+        by_time[min(at, now)] = value
+    return [Sample(at, v) for at, v in sorted(by_time.items())], future
 
 
 _REDUCERS: dict[str, Callable[[list[float]], float]] = {
@@ -402,44 +585,73 @@ _REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "REDUCE_MEAN": lambda v: math.fsum(v) / len(v),
     "REDUCE_MAX": max,
     "REDUCE_MIN": min,
+    "REDUCE_COUNT": lambda v: float(len(v)),
 }
 
 
-def _merge(reducer: str, per_series: list[list[Sample]]) -> list[Sample]:
-    """Reduce several series point by point (same end time) with the query's reducer."""
-    by_time: dict[datetime, list[float]] = defaultdict(list)
+def _merge(q: SeriesQuery, per_series: list[list[Sample]], now: datetime) -> list[Sample]:
+    """Combine several series of one resource (a server that did not reduce, or did not align):
+    each series' points are aligned into alignment periods ending at `now`, `now - period`, ...
+    with the query's aligner, then reduced across series per period with its reducer. A period's
+    sample carries the newest point time that went into it (so freshness stays honest)."""
+    period = float(q.alignment_period_seconds)
+    align = _CLIENT_ALIGNERS.get(q.aligner, _CLIENT_ALIGNERS["ALIGN_NONE"])
+    by_bucket: dict[int, list[float]] = defaultdict(list)
+    bucket_time: dict[int, datetime] = {}
     for samples in per_series:
+        buckets: dict[int, list[Sample]] = defaultdict(list)
         for smp in samples:
-            by_time[smp.at].append(smp.value)
-    fn = _REDUCERS[reducer]
-    return [Sample(at, fn(by_time[at])) for at in sorted(by_time)]
+            buckets[max(0, math.ceil((now - smp.at).total_seconds() / period))].append(smp)
+        for k, members in buckets.items():
+            by_bucket[k].append(align([m.value for m in members]))
+            newest = members[-1].at
+            bucket_time[k] = max(bucket_time.get(k, newest), newest)
+    fn = _REDUCERS[q.reducer]
+    return [Sample(bucket_time[k], fn(by_bucket[k])) for k in sorted(by_bucket, reverse=True)]
 
 
-def _observation(q: SeriesQuery, series: list[Any] | None, now: datetime) -> Observation:
+def _observation(
+    q: SeriesQuery, series: list[Any] | None, now: datetime, skew_seconds: float = 0.0
+) -> Observation:
     if not series:
         return Observation.failed(
             q.name,
             "empty",
             f"no time series matched in the last {q.lookback_seconds} s: {_desc(q)}",
         )
-    # With a split, the API returns one series per split key (the reducer groups by it); a
-    # server that did not reduce gets the same reduction here. Without a split, several series
-    # mean the user's filter/group-by leaves more than one: refuse rather than guess.
-    if len(series) > 1 and not (q.split and q.reducer in _REDUCERS):
+    # With a split (or no group-by), the API returns one series per split key; a server that did
+    # not reduce gets the same reduction here. With a group-by, several series mean the user's
+    # filter/group-by leaves more than one: refuse rather than guess.
+    reducible = q.reducer in _REDUCERS and (bool(q.split) or not q.group_by)
+    if len(series) > 1 and not reducible:
         return Observation.failed(
             q.name,
             "invalid",
             f"{len(series)} time series matched {_desc(q)}; set a cross-series reducer (or narrow "
             "the filter) so that one series remains",
         )
+    future = 0
+    per_series: list[list[Sample]] = []
     try:
-        per_series = [_samples(q, s, now) for s in series]
+        for s in series:
+            samples, ahead = _samples(q, s, now, skew_seconds)
+            per_series.append(samples)
+            future += ahead
     except MetricError as err:
         return Observation.failed(q.name, err.kind, f"{err} ({_desc(q)})")
-    samples = per_series[0] if len(per_series) == 1 else _merge(q.reducer, per_series)
+    per_series = [p for p in per_series if p]
+    samples = per_series[0] if len(per_series) == 1 else _merge(q, per_series, now)
     if not samples:
+        skewed = (
+            f"; {future} point(s) lie more than {skew_seconds:g} s after the read time "
+            "(check the clocks)"
+            if future
+            else ""
+        )
         return Observation.failed(
-            q.name, "empty", f"no complete point in the last {q.lookback_seconds} s: {_desc(q)}"
+            q.name,
+            "empty",
+            f"no complete point in the last {q.lookback_seconds} s: {_desc(q)}{skewed}",
         )
     return Observation(metric=q.name, samples=tuple(samples))
 

@@ -17,6 +17,8 @@ from gemini.policy.spec import PubsubMetric
 RESOURCE_TYPE = "pubsub_subscription"
 PREFIX = "pubsub.googleapis.com/subscription/"
 SUBSCRIPTION_LABEL = "resource.labels.subscription_id"
+PROJECT_LABEL = "resource.labels.project_id"
+RESOURCE_TYPE_FIELD = "resource.type"
 
 # metric -> (aligner, cross-series reducer). Backlog: mean of the period; age: its maximum.
 _AGGREGATION: dict[PubsubMetric, tuple[str, str]] = {
@@ -33,14 +35,14 @@ def subscription_query(
     return SeriesQuery(
         name=name,
         project=project,
-        filter=f"metric.type = {quote(PREFIX + metric.value)} AND "
-        f"resource.type = {quote(RESOURCE_TYPE)}",
+        filter=f"metric.type = {quote(PREFIX + metric.value)}",
         aligner=aligner,
         reducer=reducer,
         alignment_period_seconds=60,
         lookback_seconds=LOOKBACK_SECONDS,
         split=((SUBSCRIPTION_LABEL, subscription_id),),
         non_negative=True,
+        checks=((RESOURCE_TYPE_FIELD, RESOURCE_TYPE), (PROJECT_LABEL, project)),
     )
 
 
