@@ -2,7 +2,9 @@
 
 Owns the Kubernetes side of the `Scaler` protocol: resolving the target's apiVersion + kind to a
 resource through API discovery (Deployment, StatefulSet, or any custom resource with a scale
-subresource), reading current / ready replicas and whether a rollout is in progress, refusing a
+subresource), reading current / ready replicas and whether a rollout is in progress (one GET of
+the object for Deployments, StatefulSets and ReplicaSets; `/scale` plus the object for other
+kinds), refusing a
 target that an HPA or a KEDA ScaledObject already scales, and writing `spec.replicas` through
 `/scale` with optimistic concurrency (a 409 re-reads and retries a bounded number of times; the
 write always carries the resourceVersion it read, so it never blind-overwrites).
@@ -35,6 +37,12 @@ INVALID = "InvalidReplicas"
 API_ERROR = "KubernetesError"
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
+
+# Built-in workloads whose object carries `spec.replicas` and the status `/scale` is made of:
+# their capacity is read with one GET of the object instead of `/scale` plus the object.
+SELF_DESCRIBING = frozenset(
+    {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "ReplicaSet")}
+)
 
 
 class KubernetesScaler:
@@ -76,7 +84,30 @@ class KubernetesScaler:
 
     def capacity(self, ref: TargetRef, now: datetime) -> Capacity:
         res, name = self._resolve(ref)
-        scale = self._get_scale(ref, res, name)
+        workload: dict[str, Any] | None = None
+        scale: dict[str, Any] | None = None
+        if (res.group, res.kind) in SELF_DESCRIBING:
+            # One GET: the workload carries spec.replicas, status and its resourceVersion (the
+            # same one its /scale answers with). /scale stays the write path (see `apply`).
+            workload = self._read_workload(ref, res, name)
+            if workload is not None:
+                scale = scale_of(workload)
+        if scale is None:
+            # Any other kind (or a workload we may not read, or one without spec.replicas):
+            # /scale, then the workload when readable.
+            scale = self._get_scale(ref, res, name)
+            if (res.group, res.kind) not in SELF_DESCRIBING:
+                workload = self._get_workload(ref, res, name)
+        return self._capacity(ref, now, res, scale, workload)
+
+    def _capacity(
+        self,
+        ref: TargetRef,
+        now: datetime,
+        res: kubeclient.Resource,
+        scale: Mapping[str, Any],
+        workload: Mapping[str, Any] | None,
+    ) -> Capacity:
         current = int(scale.get("spec", {}).get("replicas") or 0)
         status_replicas = int(scale.get("status", {}).get("replicas") or 0)
         detail: dict[str, Any] = {
@@ -85,7 +116,6 @@ class KubernetesScaler:
             "statusReplicas": status_replicas,
         }
         ready = status_replicas
-        workload = self._get_workload(ref, res, name)
         if workload is not None:
             status = workload.get("status") or {}
             if "readyReplicas" in status or ref_kind(ref) in ("Deployment", "StatefulSet"):
@@ -216,6 +246,26 @@ class KubernetesScaler:
             raise ScaleError(f"{describe_target(ref)}: /scale answered {out!r}", READ_FAILED)
         return out
 
+    def _read_workload(
+        self, ref: TargetRef, res: kubeclient.Resource, name: str
+    ) -> dict[str, Any] | None:
+        """The workload as the capacity read: errors are the target's, except a 403 (RBAC
+        may grant only `*/scale`), which answers None so that `/scale` is read instead."""
+        try:
+            out = kubeclient.request(
+                self.api, "GET", res.path(ref.namespace, name), timeout=self.timeout
+            )
+        except Exception as exc:
+            err = kubeclient.describe(exc)
+            if err.code == 403:
+                return None
+            if err.code == 404:
+                raise TargetNotFound(
+                    f"{describe_target(ref)} not found in namespace {ref.namespace}"
+                ) from None
+            raise _read_error(ref, err, "get", res.plural) from None
+        return out if isinstance(out, dict) else None
+
     def _get_workload(
         self, ref: TargetRef, res: kubeclient.Resource, name: str
     ) -> dict[str, Any] | None:
@@ -341,6 +391,20 @@ def targets(
 
 def conflict_message(ref: TargetRef, owners: list[str]) -> str:
     return f"{describe_target(ref)} is already scaled by {', '.join(owners)}; not acting on it"
+
+
+def scale_of(workload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `/scale` view of a built-in workload (spec.replicas, status.replicas and the object's
+    resourceVersion, as the API server builds it), or None when `spec.replicas` is missing."""
+    replicas = (workload.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        return None
+    meta = workload.get("metadata") or {}
+    return {
+        "metadata": {"resourceVersion": meta.get("resourceVersion")},
+        "spec": {"replicas": replicas},
+        "status": {"replicas": int((workload.get("status") or {}).get("replicas") or 0)},
+    }
 
 
 def rollout_in_progress(workload: Mapping[str, Any], desired: int) -> tuple[bool, str]:

@@ -256,7 +256,8 @@ def test_api_errors_become_conditions_and_events_then_recover(
     kube.put_object(policy("web"))
     run = started()
     set_load(mem, clock, 50.0)
-    kube.fail_next("/apis/apps/v1/namespaces/default/deployments/web/scale", 500, count=3)
+    # The Deployment and its /scale: the capacity read is one GET of the object.
+    kube.fail_next("/apis/apps/v1/namespaces/default/deployments/web*", 500, count=3)
     run.step()
     assert replicas(kube) == 2
     assert condition(kube, "web", "AbleToScale")["status"] == "False"  # type: ignore[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,71 @@ def test_reads_and_writes_scale_of_any_kind(
     assert scaler.capacity(target, NOW).current == 5
     puts = kube_server.requests("PUT")
     assert len(puts) == 1 and puts[0].resource.endswith("/scale")
+
+
+def _replicaset(s: KubeServer) -> None:
+    s.put_object({**deployment("web", replicas=2), "kind": "ReplicaSet"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version", "plural", "setup", "reads"),
+    [
+        pytest.param(
+            "Deployment",
+            "apps/v1",
+            "deployments",
+            lambda s: s.put_object(deployment("web", replicas=2)),
+            ["web"],
+            id="deployment-one-get",
+        ),
+        pytest.param(
+            "StatefulSet",
+            "apps/v1",
+            "statefulsets",
+            lambda s: s.put_object(statefulset("web", replicas=2)),
+            ["web"],
+            id="statefulset-one-get",
+        ),
+        pytest.param(
+            "ReplicaSet", "apps/v1", "replicasets", _replicaset, ["web"], id="replicaset-one-get"
+        ),
+        pytest.param(
+            "Widget",
+            "example.com/v1alpha1",
+            "widgets",
+            _install_widgets,
+            ["web/scale", "web"],
+            id="custom-resource-scale-then-object",
+        ),
+    ],
+)
+def test_capacity_reads_built_in_workloads_with_one_get(
+    kube_server: KubeServer,
+    scaler: KubernetesScaler,
+    kind: str,
+    api_version: str,
+    plural: str,
+    setup: Any,
+    reads: list[str],
+) -> None:
+    setup(kube_server)
+    target = ref(kind=kind, api_version=api_version)
+    base = f"/apis/{api_version}/namespaces/default/{plural}/"
+    cap = scaler.capacity(target, NOW)
+    assert [r.path.removeprefix(base) for r in kube_server.requests("GET", base)] == reads
+    scale = kube_server.api_client().call_api(
+        "GET", kube_server.url + base + "web/scale", {"Accept": "application/json"}
+    )
+    scale.read()
+    view = json.loads(scale.data)
+    # Read from the object or from /scale, the capacity is the same, and so is the
+    # resourceVersion the write path's optimistic concurrency relies on.
+    assert (cap.current, cap.detail["statusReplicas"], cap.detail["resourceVersion"]) == (
+        view["spec"]["replicas"],
+        view["status"]["replicas"],
+        view["metadata"]["resourceVersion"],
+    )
+    assert scaler.apply(target, 3, NOW).status is ApplyStatus.APPLIED
 
 
 def test_discovery_is_cached(kube_server: KubeServer, scaler: KubernetesScaler) -> None:
@@ -295,10 +361,15 @@ def test_forbidden_names_verb_and_resource(
     assert result.message.startswith(expected)
     assert 'User "system:serviceaccount:gemini-system:gemini"' in result.message
     if verb == "get":
+        # A Deployment's capacity is read from the object itself (one GET); the missing grant
+        # shows on the write path above. A kind read through /scale reports it on reading.
+        assert scaler.capacity(ref(), NOW).current == 2
+        _install_widgets(kube_server)
+        kube_server.deny("get", "widgets/scale")
         with pytest.raises(ScaleRefused) as err:
-            scaler.capacity(ref(), NOW)
+            scaler.capacity(ref(kind="Widget", api_version="example.com/v1alpha1"), NOW)
         assert err.value.reason == "Forbidden"
-        assert str(err.value).startswith(expected)
+        assert str(err.value).startswith("cannot get widgets/scale in namespace default")
 
 
 def test_conflict_check_needs_list_on_hpas(
@@ -312,10 +383,11 @@ def test_conflict_check_needs_list_on_hpas(
 
 def test_server_error_is_a_scale_error(kube_server: KubeServer, scaler: KubernetesScaler) -> None:
     kube_server.put_object(deployment("web", replicas=2))
-    kube_server.fail_next(SCALE_PATH, 503, method="GET")
+    kube_server.fail_next(SCALE_PATH.removesuffix("/scale"), 503, method="GET")  # capacity: 1 GET
     with pytest.raises(ScaleError) as err:
         scaler.capacity(ref(), NOW)
     assert err.value.reason == "TargetReadFailed"
+    assert "get deployments failed" in str(err.value)
     kube_server.fail_next(SCALE_PATH, 500, method="PUT")
     result = scaler.apply(ref(), 3, NOW)
     assert (result.status, result.reason, result.replicas) == (
