@@ -36,12 +36,30 @@ class TickResult:
     error_message: str | None = None
 
 
+# Per-policy values built once per policy object (policies are immutable; an edited policy is a
+# new object). Keyed by id() with an identity check, bounded.
+_REFS: dict[int, tuple[ScalingPolicy, TargetRef, tuple[MetricRequest, ...]]] = {}
+
+
+def _prepared(policy: ScalingPolicy) -> tuple[TargetRef, tuple[MetricRequest, ...]]:
+    hit = _REFS.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1], hit[2]
+    ns = policy.metadata.namespace
+    ref = TargetRef(policy.key, ns, policy.spec.target)
+    reqs = tuple(MetricRequest(policy.key, ns, m) for m in policy.spec.metrics)
+    if len(_REFS) > 8192:
+        _REFS.clear()
+    _REFS[id(policy)] = (policy, ref, reqs)
+    return ref, reqs
+
+
 def target_ref(policy: ScalingPolicy) -> TargetRef:
-    return TargetRef(policy.key, policy.metadata.namespace, policy.spec.target)
+    return _prepared(policy)[0]
 
 
 def requests_for(policy: ScalingPolicy) -> list[MetricRequest]:
-    return [MetricRequest(policy.key, policy.metadata.namespace, m) for m in policy.spec.metrics]
+    return list(_prepared(policy)[1])
 
 
 def tick_batch(
@@ -66,7 +84,7 @@ def tick_batch(
         if isinstance(capacities[-1], ScaleError):
             spans.append((len(requests), len(requests)))
             continue
-        reqs = requests_for(policy)
+        reqs = _prepared(policy)[1]
         spans.append((len(requests), len(requests) + len(reqs)))
         requests.extend(reqs)
 

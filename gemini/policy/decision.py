@@ -9,7 +9,7 @@ Imports no I/O library.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -161,8 +161,27 @@ class Decision:
         return self.desired - self.current
 
     def with_outcome(self, applied: bool, outcome: str, *more_reasons: str) -> Decision:
-        reasons = self.reasons + tuple(r for r in more_reasons if r not in self.reasons)
-        return replace(self, applied=applied, outcome=outcome, reasons=reasons)
+        reasons = self.reasons
+        if more_reasons:
+            reasons = reasons + tuple(r for r in more_reasons if r not in reasons)
+        # A direct construction: `dataclasses.replace` costs ~10 % of a simulated tick.
+        return Decision(
+            self.policy,
+            self.at,
+            self.mode,
+            self.current,
+            self.desired,
+            self.recommendation,
+            self.min_replicas,
+            self.max_replicas,
+            reasons,
+            self.metrics,
+            self.steps,
+            applied,
+            outcome,
+            self.target,
+            self.extra,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
