@@ -9,6 +9,7 @@ Must not import `gemini.metrics`, `gemini.scalers`, `gemini.controller` or `gemi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,6 +137,31 @@ class DecisionStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class RecordStore:
+    """Shared by the implementations: `decisions()` parses what `decision_records()` returns."""
+
+    def decision_records(
+        self,
+        policy: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[str]:
+        raise NotImplementedError
+
+    def decisions(
+        self,
+        policy: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Decision]:
+        records = self.decision_records(policy, since=since, until=until, limit=limit)
+        return [Decision.from_dict(json.loads(r)) for r in records]
 
 
 def _open_memory(url: str) -> DecisionStore:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from gemini.clock import utc
 from gemini.policy.decision import Decision
-from gemini.store import PolicySummary, health_of
+from gemini.store import PolicySummary, RecordStore, health_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class _Row:
     record: str
 
 
-class MemoryStore:
+class MemoryStore(RecordStore):
     """Decisions in a list guarded by a lock; newest-first queries scan from the end."""
 
     def __init__(self) -> None:
@@ -92,17 +92,6 @@ class MemoryStore:
                     continue
                 out.append(row.record)
         return out
-
-    def decisions(
-        self,
-        policy: str | None = None,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[Decision]:
-        records = self.decision_records(policy, since=since, until=until, limit=limit)
-        return [Decision.from_dict(json.loads(r)) for r in records]
 
     def count(self, policy: str | None = None) -> int:
         with self._lock:

@@ -27,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 
 from gemini.clock import utc
 from gemini.policy.decision import Decision
-from gemini.store import PolicySummary, StoreError, health_of, split_policy
+from gemini.store import PolicySummary, RecordStore, StoreError, health_of, split_policy
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -288,7 +288,7 @@ def _write(engine: Engine) -> Iterator[Connection]:
 # ---------------------------------------------------------------- store
 
 
-class SqlStore:
+class SqlStore(RecordStore):
     """`DecisionStore` over one SQLAlchemy engine; safe to share between threads."""
 
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
@@ -395,17 +395,6 @@ class SqlStore:
         q = q.order_by(d.at_us.desc(), d.id.desc()).limit(max(0, limit))
         with self.engine.connect() as conn:
             return list(conn.execute(q).scalars())
-
-    def decisions(
-        self,
-        policy: str | None = None,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[Decision]:
-        records = self.decision_records(policy, since=since, until=until, limit=limit)
-        return [Decision.from_dict(json.loads(r)) for r in records]
 
     def count(self, policy: str | None = None) -> int:
         d = decisions_table.c
