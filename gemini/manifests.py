@@ -22,12 +22,14 @@ from gemini.policy import engine
 from gemini.policy.decision import Capacity, Decision
 from gemini.policy.spec import (
     API_GROUP,
+    API_VERSION,
     KIND,
     Mode,
     ScalingPolicy,
     parse_policy,
     parse_quantity,
     policy_name,
+    policy_warnings,
 )
 from gemini.policy.state import PolicyState
 from gemini.series import Observation
@@ -188,6 +190,18 @@ OBJECT_META_FIELDS = (
 )
 
 
+def _header_problems(doc: Any) -> list[tuple[str, str]]:
+    """apiVersion and kind left out: parse_policy fills them in (scenario files inline policies
+    without them), but a manifest for `kubectl apply` must say what it is."""
+    if not isinstance(doc, dict):
+        return []
+    return [
+        (key, f"required field is missing (use {want})")
+        for key, want in (("apiVersion", API_VERSION), ("kind", KIND))
+        if key not in doc
+    ]
+
+
 def _cluster_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """What parse_policy accepts but `kubectl apply` would not: a misspelt metadata key."""
     out: list[tuple[str, str]] = []
@@ -241,12 +255,15 @@ def validate_files(files: Sequence[Path], warnings: list[str] | None = None) -> 
             name = policy_name(loaded.doc)
             if name == "<unnamed>":
                 name = f"<document {loaded.index + 1}>"
+            header = _header_problems(loaded.doc)
+            lines.extend(_line(path, name, p, m) for p, m in header)
             try:
                 policy = parse_policy(loaded.doc)
             except SpecError as exc:
                 lines.extend(_line(path, name, p, m) for p, m in exc.problems)
                 continue
             lines.extend(_line(path, name, p, m) for p, m in _cluster_problems(loaded.doc))
+            cross.extend(_line(path, name, p, m) for p, m in policy_warnings(policy))
             if policy.key in names:
                 cross.append(
                     _line(

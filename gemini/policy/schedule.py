@@ -78,9 +78,26 @@ def _zone(tz: str) -> ZoneInfo:
     return ZoneInfo(tz)
 
 
+# cron's nicknames, as their five-field equivalents (Vixie cron; @reboot has no meaning here)
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def expand(cron: str) -> str:
+    """`cron` with a nickname (@daily, ...) replaced by its five fields."""
+    return MACROS.get(cron.strip(), cron)
+
+
 @lru_cache(maxsize=1024)
 def _trigger(cron: str, tz: str) -> CronTrigger:
-    minute, hour, day, month, dow = cron.split()
+    minute, hour, day, month, dow = expand(cron).split()
     return CronTrigger(
         minute=minute,
         hour=hour,
@@ -93,7 +110,10 @@ def _trigger(cron: str, tz: str) -> CronTrigger:
 
 def check_cron(cron: str) -> None:
     """Raise ValueError with a readable message when `cron` is not a five-field expression."""
-    fields = cron.split()
+    fields = expand(cron).split()
+    if len(fields) == 1 and fields[0].startswith("@"):
+        known = ", ".join(MACROS)
+        raise ValueError(f"unknown cron nickname {cron!r} (known: {known})")
     if len(fields) != 5:
         raise ValueError(
             f"cron must have 5 fields (minute hour day month day-of-week), got {len(fields)}: {cron!r}"

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -48,6 +49,9 @@ _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
 PUBSUB_SUBSCRIPTION_PATTERN = r"^projects/[^/\s]+/subscriptions/[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$"
 CRON_PATTERN = r"^\s*\S+(\s+\S+){4}\s*$"
+# cron's nicknames (@daily, ...) are read as their five-field equivalents
+CRON_MACRO_PATTERN = r"^\s*@(yearly|annually|monthly|weekly|daily|midnight|hourly)\s*$"
+METRIC_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.:/|-]{0,251}[A-Za-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _SUFFIX = {
     "": 1.0,
@@ -100,6 +104,10 @@ Quantity = Annotated[
 ]
 
 
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or any(_admits_bool(a) for a in get_args(annotation))
+
+
 class Model(BaseModel):
     """Base: camelCase names, unknown fields are errors, values are immutable."""
 
@@ -110,6 +118,16 @@ class Model(BaseModel):
         frozen=True,
         use_enum_values=False,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads true as 1 for a number; a manifest meaning a number never says true."""
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and not _admits_bool(field.annotation):
+                raise ValueError(f"must not be a boolean (got {str(value).lower()})")
+        return value
 
 
 def exactly_one(model: BaseModel, names: Iterable[str], what: str) -> None:
@@ -249,6 +267,13 @@ class Aligner(StrEnum):
     ALIGN_PERCENTILE_99 = "ALIGN_PERCENTILE_99"
     ALIGN_PERCENTILE_95 = "ALIGN_PERCENTILE_95"
     ALIGN_PERCENTILE_50 = "ALIGN_PERCENTILE_50"
+    ALIGN_PERCENTILE_05 = "ALIGN_PERCENTILE_05"
+    ALIGN_INTERPOLATE = "ALIGN_INTERPOLATE"
+    ALIGN_STDDEV = "ALIGN_STDDEV"
+    ALIGN_COUNT_TRUE = "ALIGN_COUNT_TRUE"
+    ALIGN_COUNT_FALSE = "ALIGN_COUNT_FALSE"
+    ALIGN_FRACTION_TRUE = "ALIGN_FRACTION_TRUE"
+    ALIGN_PERCENT_CHANGE = "ALIGN_PERCENT_CHANGE"
 
 
 class Reducer(StrEnum):
@@ -261,6 +286,11 @@ class Reducer(StrEnum):
     REDUCE_PERCENTILE_99 = "REDUCE_PERCENTILE_99"
     REDUCE_PERCENTILE_95 = "REDUCE_PERCENTILE_95"
     REDUCE_PERCENTILE_50 = "REDUCE_PERCENTILE_50"
+    REDUCE_PERCENTILE_05 = "REDUCE_PERCENTILE_05"
+    REDUCE_STDDEV = "REDUCE_STDDEV"
+    REDUCE_COUNT_TRUE = "REDUCE_COUNT_TRUE"
+    REDUCE_COUNT_FALSE = "REDUCE_COUNT_FALSE"
+    REDUCE_FRACTION_TRUE = "REDUCE_FRACTION_TRUE"
 
 
 _METRIC_TYPE = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
@@ -665,8 +695,11 @@ class Metric(Model):
 
     name: str = Field(
         ...,
-        pattern=r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$",
-        description="Name of this metric within the policy (lowercase, digits, - _ .).",
+        pattern=METRIC_NAME_PATTERN,
+        description=(
+            "Name of this metric within the policy: letters, digits and - _ . : / |, starting "
+            "and ending with a letter or digit, at most 253 characters."
+        ),
     )
     source: MetricSource = Field(..., description="Where the metric is read; exactly one kind.")
     target: MetricTarget | None = Field(
@@ -754,11 +787,14 @@ class ScalingRules(Model):
         max_length=10,
         description="Rate limits; default up: max(100 %, 4 pods) per 15 s, down: 100 % per 15 s.",
     )
-    tolerance: float | None = Field(
+    tolerance: Quantity | None = Field(
         None,
         ge=0.0,
         le=10.0,
-        description="No change while |value/target - 1| <= tolerance (default 0.1).",
+        description=(
+            "No change while |value/target - 1| <= tolerance (default 0.1); a number (0.05) or "
+            "a quantity string ('50m') as in HPA."
+        ),
     )
     cooldown_seconds: int = Field(
         0,
@@ -790,9 +826,10 @@ class Schedule(Model):
         ...,
         description=(
             "Start times, five-field cron (minute hour day-of-month month day-of-week) in "
-            "timeZone, e.g. '30 8 * * mon-fri' for weekdays at 08:30."
+            "timeZone, e.g. '30 8 * * mon-fri' for weekdays at 08:30, or one of @hourly, "
+            "@daily (@midnight), @weekly, @monthly, @yearly (@annually)."
         ),
-        json_schema_extra={"pattern": CRON_PATTERN},
+        json_schema_extra={"pattern": f"({CRON_PATTERN})|({CRON_MACRO_PATTERN})"},
     )
     time_zone: str = Field(
         "UTC", description="IANA time zone of the cron expression, e.g. Asia/Tokyo."
@@ -983,6 +1020,12 @@ def _unknown_field(loc: Sequence[int | str]) -> str:
 
 
 def _shown(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
     if isinstance(value, bool | int | float):
         return str(value).lower() if isinstance(value, bool) else str(value)
     if isinstance(value, str):
@@ -1000,6 +1043,10 @@ def _message(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "invalid"))
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        msg = "must be a mapping"
+    elif kind == "list_type":
+        msg = "must be a list"
     msg = msg.replace("Input should be", "must be").replace("String should", "must")
     msg = msg.replace("List should", "must")
     got = _shown(err.get("input"))
@@ -1008,29 +1055,50 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
-# Which target types make sense for a source's value: a total can be shared per replica
-# (AverageValue); a fraction of capacity is a Utilization; an age is a plain Value.
-_TYPES_BY_SOURCE: dict[str, tuple[frozenset[TargetType], str]] = {
+# Which target types fit a source's value: a total can be shared per replica (AverageValue); a
+# fraction of capacity is a Utilization; an age is a plain Value. Per source: the types that fit,
+# the types that are errors (the formula cannot mean anything), and why. Any other type is
+# evaluable (HPA and KEDA users write it: KEDA's default metricType is AverageValue) but likely
+# not what the user meant: a warning.
+_TYPES_BY_SOURCE: dict[str, tuple[frozenset[TargetType], frozenset[TargetType], str]] = {
     "pubsub:num_undelivered_messages": (
         frozenset({TargetType.AVERAGE_VALUE, TargetType.VALUE}),
-        "a Pub/Sub backlog is a total number of messages: use AverageValue "
-        "(messages per replica) or Value",
+        frozenset({TargetType.UTILIZATION}),
+        "a Pub/Sub backlog is a total number of messages, not a fraction of capacity: use "
+        "AverageValue (messages per replica) or Value",
     ),
     "pubsub:oldest_unacked_message_age": (
         frozenset({TargetType.VALUE}),
-        "the oldest unacked message age is not shared among replicas: use Value (seconds)",
+        frozenset({TargetType.UTILIZATION}),
+        "the oldest unacked message age (seconds) is not shared among replicas: Value tracks it "
+        "against the current count; AverageValue (KEDA's default) asks for ceil(age / "
+        "averageValue) replicas whatever the current count",
     ),
     "bigtable": (
         frozenset({TargetType.UTILIZATION, TargetType.VALUE}),
-        "Bigtable CPU load and storage utilization are fractions of capacity: use Utilization "
-        "(averageUtilization in percent) or Value",
+        frozenset(),
+        "Bigtable CPU load and storage utilization are already per-node fractions: Utilization "
+        "(averageUtilization in percent) or Value track them; AverageValue reads them as a "
+        "cluster total and asks for ceil(value / averageValue) nodes whatever the current count",
     ),
     "kubernetes": (
         frozenset({TargetType.AVERAGE_VALUE, TargetType.VALUE}),
-        "a replica count is a total: use AverageValue (that workload's replicas per replica "
-        "of this target) or Value",
+        frozenset(),
+        "a replica count is a total, not a fraction of capacity: AverageValue (that workload's "
+        "replicas per replica of this target) or Value fit it",
     ),
 }
+
+
+def _type_fit(metric: Metric) -> tuple[bool, str] | None:
+    """(is it an error, message) when the metric's target type does not fit its source."""
+    if metric.target is None:
+        return None
+    rule = _TYPES_BY_SOURCE.get(_source_key(metric.source))
+    if rule is None or metric.target.type in rule[0]:
+        return None
+    _, errors, why = rule
+    return metric.target.type in errors, f"{metric.target.type.value} does not fit: {why}"
 
 
 def _source_key(source: MetricSource) -> str:
@@ -1055,12 +1123,9 @@ def _metric_problems(policy: ScalingPolicy, i: int, metric: Metric) -> list[tupl
                 f"{fallback.replicas} exceeds maxReplicas {spec.max_replicas}",
             )
         )
-    if metric.target is not None:
-        rule = _TYPES_BY_SOURCE.get(_source_key(metric.source))
-        if rule is not None and metric.target.type not in rule[0]:
-            out.append(
-                (f"{where}.target.type", f"{metric.target.type.value} does not fit: {rule[1]}")
-            )
+    fit = _type_fit(metric)
+    if fit is not None and fit[0]:
+        out.append((f"{where}.target.type", fit[1]))
     follow, own = metric.source.kubernetes, spec.target.kubernetes
     if (
         follow is not None
@@ -1129,6 +1194,18 @@ def problems(policy: ScalingPolicy) -> list[tuple[str, str]]:
                     f"a scale-down Percent above 100 is meaningless (got {rate.value})",
                 )
             )
+    return out
+
+
+def policy_warnings(policy: ScalingPolicy) -> list[tuple[str, str]]:
+    """What is valid and evaluable but probably not what the user meant (field path, message).
+    `gemini validate` prints these without failing; the controller ignores them."""
+    out: list[tuple[str, str]] = []
+    spec = policy.spec
+    for i, metric in enumerate(spec.metrics):
+        fit = _type_fit(metric)
+        if fit is not None and not fit[0]:
+            out.append((f"spec.metrics[{i}].target.type", fit[1]))
     return out
 
 

@@ -192,16 +192,8 @@ BAD = [
         dump(put(_m("target"), {"type": "Utilization", "averageUtilization": 70})),
         [
             "worker: spec.metrics[0].target.type: Utilization does not fit: a Pub/Sub backlog "
-            "is a total number of messages: use AverageValue (messages per replica) or Value"
-        ],
-    ),
-    (
-        "averagevalue-on-bigtable-cpu",
-        dump(put(_m("source"), BIGTABLE_CPU, put("spec.target", BIGTABLE_TARGET))),
-        [
-            "worker: spec.metrics[0].target.type: AverageValue does not fit: Bigtable CPU load "
-            "and storage utilization are fractions of capacity: use Utilization "
-            "(averageUtilization in percent) or Value"
+            "is a total number of messages, not a fraction of capacity: use AverageValue "
+            "(messages per replica) or Value"
         ],
     ),
     (
@@ -361,6 +353,20 @@ def test_same_policy_twice_and_two_active_policies_on_one_target(tmp_path: Path)
         f"(also in {first})",
         f"warning: {second}: rival: spec.target: Deployment/worker is also scaled by Active "
         f"policy jobs/worker ({first}); make one of them Shadow or Paused",
+    ]
+
+
+def test_averagevalue_on_bigtable_cpu_is_a_warning(tmp_path: Path) -> None:
+    """Evaluable (KEDA's default metricType is AverageValue), but probably not meant: exit 0."""
+    path = tmp_path / "bt.yaml"
+    path.write_text(dump(put(_m("source"), BIGTABLE_CPU, put("spec.target", BIGTABLE_TARGET))))
+    code, lines, _ = run(path)
+    assert code == 0
+    assert lines == [
+        f"warning: {path}: worker: spec.metrics[0].target.type: AverageValue does not fit: "
+        "Bigtable CPU load and storage utilization are already per-node fractions: Utilization "
+        "(averageUtilization in percent) or Value track them; AverageValue reads them as a "
+        "cluster total and asks for ceil(value / averageValue) nodes whatever the current count"
     ]
 
 
