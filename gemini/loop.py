@@ -26,6 +26,22 @@ class DecisionSink(Protocol):
     def record(self, decision: Decision) -> None: ...
 
 
+class Fanout:
+    """One sink that records into several (store writer, Pub/Sub, console); a failing sink
+    never stops the others or the loop."""
+
+    def __init__(self, *sinks: DecisionSink) -> None:
+        self.sinks = sinks
+        self.failures = 0
+
+    def record(self, decision: Decision) -> None:
+        for sink in self.sinks:
+            try:
+                sink.record(decision)
+            except Exception:
+                self.failures += 1
+
+
 @dataclass(frozen=True, slots=True)
 class TickResult:
     policy: str

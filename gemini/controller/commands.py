@@ -118,6 +118,19 @@ def controller_command(
         print(f"gemini controller: decision store {db!r}: {exc}", file=sys.stderr)
         return 1
 
+    sink: Any = writer
+    topic = os.environ.get("GEMINI_DECISIONS_TOPIC")
+    if topic:
+        # Downstream consumers: one JSON message per applied decision, ordered per policy.
+        from gemini import loop
+        from gemini.store.pubsub_sink import PubSubSink
+
+        try:
+            sink = loop.Fanout(writer, PubSubSink(topic))
+        except ValueError as exc:
+            print(f"gemini controller: GEMINI_DECISIONS_TOPIC: {exc}", file=sys.stderr)
+            return 1
+
     monitoring = wiring.monitoring_reader()
     try:
         lease = LeaseConfig(
@@ -141,7 +154,7 @@ def controller_command(
         clock=clock,
         elector=elector,
         namespaces=namespaces or None,
-        sink=writer,
+        sink=sink,
         workers=int(_float_env("GEMINI_WORKERS", 16)),
         identity=identity,
     )

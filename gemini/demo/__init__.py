@@ -164,15 +164,6 @@ class _Printer:
         )
 
 
-class _Fanout:
-    def __init__(self, *sinks: Any) -> None:
-        self._sinks = sinks
-
-    def record(self, decision: Decision) -> None:
-        for sink in self._sinks:
-            sink.record(decision)
-
-
 class Demo:
     """Wires the pieces; `start()` / `stop()`; `port` is the HTTP port actually bound."""
 
@@ -199,7 +190,7 @@ class Demo:
         self.db_url = db_url
         self.store = open_store(db_url)
         self.writer = BufferedWriter(self.store, flush_interval=0.2)
-        self.sink = _Fanout(self.writer, _Printer())
+        self.sink = loop.Fanout(self.writer, _Printer())
         self.telemetry = Telemetry()
         self.evaluations = 0
         self._lock = threading.Lock()
