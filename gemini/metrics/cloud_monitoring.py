@@ -509,8 +509,20 @@ class MonitoringReader:
             seen.add(token)
             token = page.next_page_token
             if not token or token in seen:  # no more pages (or a server repeating itself)
-                return out
-        return out
+                break
+        return out if len(seen) == 1 else _distinct(out)
+
+
+def _distinct(series: list[Any]) -> list[Any]:
+    """Drop repeated identical series (a server that answered several pages with the same)."""
+    seen: set[bytes] = set()
+    out: list[Any] = []
+    for s in series:
+        key = type(s).pb(s).SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
 
 
 def _attribute(
