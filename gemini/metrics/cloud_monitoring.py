@@ -375,12 +375,19 @@ class MonitoringReader:
     # -- one group call ------------------------------------------------------------------------
 
     def _request(
-        self, q: SeriesQuery, values: Sequence[Key], now: datetime, *, aggregate: bool = True
+        self,
+        q: SeriesQuery,
+        values: Sequence[Key],
+        now: datetime,
+        *,
+        aggregate: bool = True,
+        narrow: bool = True,
     ) -> Any:
+        """The ListTimeSeriesRequest; `narrow=False` leaves the resource terms out of the filter."""
         from google.cloud import monitoring_v3
 
         fields = [f for f, _ in q.split]
-        flt = union_filter(q.filter, fields, values) if fields else q.filter
+        flt = union_filter(q.filter, fields, values) if fields and narrow else q.filter
         end = now
         start = now - timedelta(seconds=q.lookback_seconds)
         request = monitoring_v3.ListTimeSeriesRequest(
@@ -443,26 +450,55 @@ class MonitoringReader:
             try:
                 found.update(self._one(q, [value], now, deadline))
             except Exception as exc:
-                found[value] = classify(exc)
+                err = classify(exc)
+                if err.kind == "invalid" and not found:
+                    # Even `label = "value"` is rejected: one call without the resource terms,
+                    # series picked by their labels here.
+                    wide = self._wide(q, values, now, deadline)
+                    if wide is not None:
+                        return wide
+                found[value] = err
         return found
 
-    def _fetch(
+    def _wide(
         self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float
+    ) -> Found | None:
+        with self._lock:
+            self.stats.fallbacks["wide"] += 1
+        try:
+            series = self._fetch(q, values, now, deadline, narrow=False)
+        except MetricError:
+            return None
+        by_split, unattributed = _attribute(q, values, series, trust_single=False)
+        if unattributed and not by_split:
+            return None
+        return dict(by_split)
+
+    def _fetch(
+        self,
+        q: SeriesQuery,
+        values: Sequence[Key],
+        now: datetime,
+        deadline: float,
+        *,
+        narrow: bool = True,
     ) -> list[Any]:
         """The call with aggregation; if the server rejects it and the aligner can be applied
         here, the same call without aggregation (raw points, aligned by `_observation`)."""
         raw_ok = q.aligner in _CLIENT_ALIGNERS
         if not self.aggregation_supported and raw_ok:
-            return self._retrying(self._request(q, values, now, aggregate=False), deadline)
+            raw = self._request(q, values, now, aggregate=False, narrow=narrow)
+            return self._retrying(raw, deadline)
         try:
-            return self._retrying(self._request(q, values, now), deadline)
+            return self._retrying(self._request(q, values, now, narrow=narrow), deadline)
         except MetricError as err:
             if err.kind != "invalid" or not raw_ok:
                 raise
             with self._lock:
                 self.stats.fallbacks["raw"] += 1
             try:
-                series = self._retrying(self._request(q, values, now, aggregate=False), deadline)
+                raw = self._request(q, values, now, aggregate=False, narrow=narrow)
+                series = self._retrying(raw, deadline)
             except MetricError:
                 raise err from None  # the query itself is rejected: report the first answer
             self.aggregation_supported = False
@@ -526,12 +562,13 @@ def _distinct(series: list[Any]) -> list[Any]:
 
 
 def _attribute(
-    q: SeriesQuery, values: Sequence[Key], series: Sequence[Any]
+    q: SeriesQuery, values: Sequence[Key], series: Sequence[Any], *, trust_single: bool = True
 ) -> tuple[dict[Key, list[Any]], bool]:
     """Split a call's series per split key. Series a server should have filtered out are
     dropped: another metric type, or a field of the query's exact terms / checks / split that
     the series carries with another value. Returns (by key, whether some series could not be
-    attributed because they lack a distinguishing label in a call for several keys)."""
+    attributed because they lack a distinguishing label). A series without the labels is the
+    resource's when the call named one resource (and `trust_single`)."""
     fields = [f for f, _ in q.split]
     terms = exact_terms(q.filter)
     if terms is None:  # a richer filter: only its metric type is checked here
@@ -546,8 +583,10 @@ def _attribute(
         labels = tuple(_field(s, f) or "" for f in fields)
         if all(labels):
             key = labels
-        elif len(values) == 1 and all(
-            not got or got == want for got, want in zip(labels, values[0], strict=True)
+        elif (
+            trust_single
+            and len(values) == 1
+            and all(not got or got == want for got, want in zip(labels, values[0], strict=True))
         ):
             key = tuple(values[0])  # the filter named one resource: an unlabelled series is it
         else:

@@ -7,7 +7,8 @@ google-cloud-monitoring ships, knowing nothing about gemini: it is here to catch
 - understands only `field = "value"` terms joined by `AND` and answers `one_of(...)` with
   INVALID_ARGUMENT (`one_of="ignore"` drops such a term, `"nothing"` makes it match nothing);
   `match="metric-type"` looks only at `metric.type`, `match="none"` returns every series
-  (`ignore_project=True`: of every project);
+  (`ignore_project=True`: of every project); `singular_labels=True` knows label fields only as
+  `resource.label.x` and rejects `resource.labels.x`;
 - has no aggregation: it returns the stored points as they are, one series per stored series
   (`aggregation="reject"` answers any aligner/reducer with INVALID_ARGUMENT);
 - writes the stored Python value as `int64_value` when it is an int, `double_value` otherwise,
@@ -75,6 +76,7 @@ class NaiveMetricService:
         strip_labels: bool = False,
         stuck_page_token: bool = False,
         ignore_project: bool = False,
+        singular_labels: bool = False,
     ) -> None:
         self.one_of = one_of
         self.match = match
@@ -84,6 +86,7 @@ class NaiveMetricService:
         self.strip_labels = strip_labels
         self.stuck_page_token = stuck_page_token
         self.ignore_project = ignore_project
+        self.singular_labels = singular_labels
         self.held: list[Held] = []
         self.requests: list[Any] = []
         self._lock = threading.Lock()
@@ -124,6 +127,8 @@ class NaiveMetricService:
             found = _EQUALS.match(term)
             if found is None:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot parse {term!r}")
+            if self.singular_labels and ".labels." in found.group(1):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown field {found.group(1)}")
             terms.append((found.group(1), found.group(2).replace('\\"', '"')))
         return terms
 

@@ -113,6 +113,12 @@ BEHAVIOURS = [
         {"match": "none", "one_of": "ignore", "ignore_project": True}, True, id="filter-ignored"
     ),
     pytest.param({"aggregation": "reject"}, True, id="rejects-aggregation"),
+    pytest.param({"singular_labels": True}, True, id="rejects-label-filters"),
+    pytest.param(
+        {"singular_labels": True, "aggregation": "reject"},
+        True,
+        id="rejects-labels-and-aggregation",
+    ),
     pytest.param({"order": "oldest", "honor_interval": True}, True, id="oldest-first-interval"),
     pytest.param({}, False, id="no-resource-type"),
 ]
