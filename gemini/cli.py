@@ -61,7 +61,10 @@ def evaluate(
         list[str] | None,
         typer.Option(
             "--metric",
-            help="NAME=VALUE (repeatable; VALUE may be 0.8, 80%, 500m). Left out: unavailable.",
+            help=(
+                "NAME=VALUE (repeatable; VALUE may be 0.8, 80%, 500m; for a Utilization target a "
+                "bare number above 10 is a percent). Left out: unavailable."
+            ),
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -26,6 +26,7 @@ from gemini.policy.spec import (
     KIND,
     Mode,
     ScalingPolicy,
+    TargetType,
     parse_policy,
     parse_quantity,
     policy_name,
@@ -294,11 +295,24 @@ def validate_files(files: Sequence[Path], warnings: list[str] | None = None) -> 
     return lines
 
 
-def parse_metric_value(raw: str) -> float:
+# Above this a bare --metric value for a Utilization target is a percent: as a fraction it would
+# be more than 1000 % (averageUtilization's own ceiling), so 85 means 85 %, as HPA users write it.
+UTILIZATION_PERCENT_ABOVE = 10.0
+
+
+def parse_metric_value(raw: str, utilization: bool = False) -> float:
+    """A --metric value: a number, a quantity ("500m") or a percent ("85%", a fraction 0.85).
+    For a Utilization target (`utilization`) a bare number above 10 is a percent as well."""
     text = raw.strip()
     if text.endswith("%"):
-        return float(text[:-1]) / 100.0
-    return parse_quantity(text)
+        try:
+            return parse_quantity(text[:-1]) / 100.0
+        except ValueError:
+            raise ValueError(f"not a percentage: {raw!r}") from None
+    value = parse_quantity(text)
+    if utilization and value > UTILIZATION_PERCENT_ABOVE:
+        return value / 100.0
+    return value
 
 
 def evaluate(policy: ScalingPolicy, current: int, values: dict[str, float], now: Any) -> Decision:
@@ -342,6 +356,11 @@ def evaluate_command(
             print(f"{path}: {field}: {message}" if field else f"{path}: {message}", file=sys.stderr)
         return 1
     known = {m.name for m in policy.spec.metrics}
+    utilization = {
+        m.name
+        for m in policy.spec.metrics
+        if m.target is not None and m.target.type is TargetType.UTILIZATION
+    }
     values: dict[str, float] = {}
     bad: list[str] = []
     for arg in metric_args:
@@ -356,7 +375,7 @@ def evaluate_command(
             )
             continue
         try:
-            values[metric_name] = parse_metric_value(raw)
+            values[metric_name] = parse_metric_value(raw, metric_name in utilization)
         except ValueError as exc:
             bad.append(f"--metric {metric_name}: {exc}")
     try:

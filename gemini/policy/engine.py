@@ -57,6 +57,15 @@ _SCALE_UP, _SCALE_DOWN, _NO_CHANGE = (
 _WITHIN_TOLERANCE = Reason.WITHIN_TOLERANCE.value
 _DESIRED_WITHIN_RANGE = Reason.DESIRED_WITHIN_RANGE.value
 _RATE_STAGES = frozenset({"rate", "guardrail"})
+# HPA's name for the same clip, listed right after gemini's more precise code so that readers
+# who know HPA's ScalingLimited reasons find them: a count outside [min, max] is too many / too
+# few replicas, and selectPolicy Disabled is reported by HPA as a rate limit.
+_HPA_NAME = {
+    Reason.CURRENT_ABOVE_MAX.value: Reason.TOO_MANY_REPLICAS.value,
+    Reason.CURRENT_BELOW_MIN.value: Reason.TOO_FEW_REPLICAS.value,
+    Reason.SCALE_UP_DISABLED.value: Reason.SCALE_UP_LIMIT.value,
+    Reason.SCALE_DOWN_DISABLED.value: Reason.SCALE_DOWN_LIMIT.value,
+}
 
 
 def _evaluate_metric(
@@ -189,8 +198,9 @@ def decide(
 
     def note(stage: str, value: int, reason: str) -> None:
         steps.append(Step(stage, value, reason))
-        if reason not in reasons:
-            reasons.append(reason)
+        for code in (reason, _HPA_NAME.get(reason)):
+            if code is not None and code not in reasons:
+                reasons.append(code)
 
     # 1-2. metrics and proposals ------------------------------------------------------------
     results: list[MetricResult] = []
