@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from gemini.metrics import MetricRequest
-from gemini.metrics.cloud_monitoring import MonitoringReader, QuerySource, SeriesQuery, quote
+from gemini.metrics.cloud_monitoring import (
+    MonitoringReader,
+    QuerySource,
+    SeriesQuery,
+    project_check,
+    quote,
+)
 from gemini.policy.spec import BigtableMetric
 from gemini.series import Observation
 
@@ -68,7 +74,7 @@ def cluster_query(
         lookback_seconds=300,
         split=((INSTANCE_LABEL, instance), (CLUSTER_LABEL, cluster)),
         non_negative=True,
-        checks=(("resource.type", RESOURCE_TYPE), (PROJECT_LABEL, project)),
+        checks=(("resource.type", RESOURCE_TYPE), *project_check(PROJECT_LABEL, project)),
     )
 
 

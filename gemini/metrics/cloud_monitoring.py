@@ -95,6 +95,12 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def project_check(label: str, project: str) -> tuple[tuple[str, str], ...]:
+    """A `SeriesQuery.checks` entry: returned series must carry `project` in `label`. None for a
+    project number (the label holds the project ID, which we do not know then)."""
+    return () if project.isdigit() else ((label, project),)
+
+
 def union_filter(base: str, fields: Sequence[str], values: Sequence[tuple[str, ...]]) -> str:
     """`base AND f1 = one_of("a","b") AND ...` over the distinct values of each field."""
     parts = [base]

@@ -11,7 +11,7 @@ Must not import `gemini.scalers`.
 from __future__ import annotations
 
 from gemini.metrics import MetricRequest
-from gemini.metrics.cloud_monitoring import QuerySource, SeriesQuery, quote
+from gemini.metrics.cloud_monitoring import QuerySource, SeriesQuery, project_check, quote
 from gemini.policy.spec import PubsubMetric
 
 RESOURCE_TYPE = "pubsub_subscription"
@@ -42,7 +42,7 @@ def subscription_query(
         lookback_seconds=LOOKBACK_SECONDS,
         split=((SUBSCRIPTION_LABEL, subscription_id),),
         non_negative=True,
-        checks=((RESOURCE_TYPE_FIELD, RESOURCE_TYPE), (PROJECT_LABEL, project)),
+        checks=((RESOURCE_TYPE_FIELD, RESOURCE_TYPE), *project_check(PROJECT_LABEL, project)),
     )
 
 

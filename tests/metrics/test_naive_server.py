@@ -230,3 +230,18 @@ def test_a_genuinely_bad_query_still_fails(naive: tuple[NaiveMetricService, str]
         [request("q", cm)], NOW
     )
     assert obs.error_kind == "invalid" and "cannot parse" in (obs.error or "")
+
+
+def test_project_number_in_the_path_skips_the_project_label_check(
+    naive: tuple[NaiveMetricService, str],
+) -> None:
+    """Series carry the project ID; a policy may name the project by number."""
+    svc, endpoint = naive
+    svc.ignore_project = True
+    svc.add("acme", BACKLOG, {"subscription_id": "sub", "project_id": "acme"}, [(ago(30), 8)])
+    reader = MonitoringReader(endpoint=endpoint)
+    [by_number, by_other_id] = PubsubSource(reader=reader).fetch(
+        [request("b", pubsub("123456", "sub")), request("b", pubsub("other", "sub"))], NOW
+    )
+    assert by_number.latest is not None and by_number.latest.value == 8
+    assert by_other_id.error_kind == "empty"
