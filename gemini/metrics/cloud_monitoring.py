@@ -5,7 +5,10 @@ type, filter, aligner, reducer, alignment period and window; one call per group 
 the union of the distinguishing label values, results split back per query; pages followed;
 bounded deadlines; jittered retries only for retryable codes; every failure an Observation) and
 the `CloudMonitoringSource` for `spec.metrics[].source.cloudMonitoring`. The Pub/Sub and Bigtable
-shortcuts are built on this module.
+shortcuts are built on this module. Servers that implement less than Cloud Monitoring (no
+`one_of`, no aggregation, filters ignored) are handled by falling back to exact-filter calls per
+resource, raw points aligned and reduced here, and client-side checks of the returned series.
+Points up to `CLOCK_SKEW_SECONDS` after `now` count as taken at `now`.
 
 Endpoint override: `GEMINI_MONITORING_ENDPOINT=host:port` -> plaintext channel, anonymous
 credentials. Otherwise Application Default Credentials (Workload Identity in GKE).

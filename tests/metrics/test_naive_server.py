@@ -10,6 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gemini.metrics.bigtable import BigtableSource
 from gemini.metrics.cloud_monitoring import MonitoringReader
@@ -245,3 +247,42 @@ def test_project_number_in_the_path_skips_the_project_label_check(
     )
     assert by_number.latest is not None and by_number.latest.value == 8
     assert by_other_id.error_kind == "empty"
+
+
+@pytest.fixture(scope="module")
+def both_servers() -> Iterator[tuple[Any, NaiveServer]]:
+    from tests.fakes.monitoring import MonitoringServer
+
+    with MonitoringServer() as full, NaiveServer(NaiveMetricService()) as naive:
+        yield full, naive
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(["orders", "invoices", "emails", "audits"]),
+        st.lists(st.lists(st.integers(0, 10_000), min_size=2, max_size=2), min_size=1, max_size=3),
+        min_size=1,
+    )
+)
+def test_client_side_reduction_equals_the_servers(
+    both_servers: tuple[Any, NaiveServer], parts: dict[str, list[list[int]]]
+) -> None:
+    """Several series per subscription (two points each): the naive server's raw series,
+    reduced here, read the same as the full fake's server-side REDUCE_SUM."""
+    full, naive = both_servers
+    full.service.clear()
+    naive.service.held.clear()
+    for sub, series in parts.items():
+        for j, (older, newer) in enumerate(series):
+            points: list[tuple[Any, int | float]] = [(ago(90), older), (ago(30), newer)]
+            labels = {"subscription_id": sub, "part": str(j)}
+            full.service.add_series("acme", BACKLOG, "pubsub_subscription", labels, points)
+            naive.service.add("acme", BACKLOG, labels, points)
+    reqs = [request("b", pubsub("acme", sub), f"ns/{sub}") for sub in parts]
+    server_side = PubsubSource(reader=MonitoringReader(endpoint=full.endpoint)).fetch(reqs, NOW)
+    client_side = PubsubSource(reader=MonitoringReader(endpoint=naive.endpoint)).fetch(reqs, NOW)
+    assert [o.samples for o in client_side] == [o.samples for o in server_side]
+    assert all(o.ok for o in client_side)
