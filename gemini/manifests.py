@@ -85,8 +85,9 @@ def _load_all(text: str) -> list[Any]:
 
 
 def documents(path: Path) -> Iterator[Loaded]:
-    """Every non-empty YAML document in `path`. Raises SpecError on an unreadable file or
-    invalid YAML (including a key given twice in one mapping)."""
+    """Every non-empty YAML document in `path` (the items of a v1 List count as documents).
+    Raises SpecError on an unreadable file or invalid YAML (including a key given twice in one
+    mapping)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -105,8 +106,20 @@ def documents(path: Path) -> Iterator[Loaded]:
             f"invalid YAML at {where}: {problem}", [(where, f"invalid YAML: {problem}")]
         ) from None
     for i, doc in enumerate(docs):
-        if doc is not None:
+        if _is_list(doc):
+            # `kubectl get ... -o yaml` writes a v1 List: its items are the documents
+            yield from (Loaded(path, i, item) for item in doc["items"] if item is not None)
+        elif doc is not None:
             yield Loaded(path, i, doc)
+
+
+def _is_list(doc: Any) -> bool:
+    return (
+        isinstance(doc, dict)
+        and doc.get("kind") == "List"
+        and doc.get("apiVersion") == "v1"
+        and isinstance(doc.get("items"), list)
+    )
 
 
 def load_policies(path: Path) -> list[ScalingPolicy]:

@@ -562,12 +562,16 @@ class MetricTarget(Model):
             TargetType.UTILIZATION: "average_utilization",
         }[self.type]
         others = [n for n in ("value", "average_value", "average_utilization") if n != wanted]
-        if getattr(self, wanted) is None:
-            raise ValueError(f"type {self.type.value} needs {to_camel(wanted)}")
         extra = [to_camel(n) for n in others if getattr(self, n) is not None]
+        if getattr(self, wanted) is None:
+            hint = f" (got {', '.join(extra)})" if extra else ""
+            raise ValueError(
+                f"@{to_camel(wanted)}: type {self.type.value} needs {to_camel(wanted)}{hint}"
+            )
         if extra:
             raise ValueError(
-                f"type {self.type.value} takes only {to_camel(wanted)}, not {', '.join(extra)}"
+                f"@{extra[0]}: type {self.type.value} takes only {to_camel(wanted)}, "
+                f"not {', '.join(extra)}"
             )
         return self
 
@@ -737,6 +741,8 @@ class Metric(Model):
 
     @model_validator(mode="after")
     def _algorithm(self) -> Metric:
+        if self.target is None and self.step_scaling is None:
+            raise ValueError("@target: required field is missing (or stepScaling instead)")
         exactly_one(self, ["target", "step_scaling"], "metric")
         return self
 
@@ -1209,6 +1215,16 @@ def policy_warnings(policy: ScalingPolicy) -> list[tuple[str, str]]:
     return out
 
 
+def _relocated(path: str, message: str) -> tuple[str, str]:
+    """A model validator names the field it blames as "@field: message"; the problem is then
+    reported at that field's path rather than the model's."""
+    if message.startswith("@"):
+        field, sep, rest = message[1:].partition(": ")
+        if sep:
+            return (f"{path}.{field}" if path else field), rest
+    return path, message
+
+
 def parse_policy(doc: Any) -> ScalingPolicy:
     """Validate one manifest (a dict). Raises SpecError listing every problem by field path."""
     if not isinstance(doc, dict):
@@ -1220,7 +1236,7 @@ def parse_policy(doc: Any) -> ScalingPolicy:
     try:
         policy = ScalingPolicy.model_validate(doc)
     except ValidationError as exc:
-        found = [(format_path(e["loc"]), _message(dict(e))) for e in exc.errors()]
+        found = [_relocated(format_path(e["loc"]), _message(dict(e))) for e in exc.errors()]
         raise SpecError("; ".join(f"{p}: {m}" for p, m in found), found) from None
     issues = problems(policy)
     if issues:

@@ -180,12 +180,17 @@ BAD = [
     (
         "target-type-needs-its-field",
         dump(put(_m("target"), {"type": "AverageValue", "value": 100})),
-        ["worker: spec.metrics[0].target: type AverageValue needs averageValue"],
+        [
+            "worker: spec.metrics[0].target.averageValue: type AverageValue needs averageValue (got value)"
+        ],
     ),
     (
         "target-type-extra-field",
         dump(put(_m("target"), {"type": "Value", "value": 5, "averageUtilization": 50})),
-        ["worker: spec.metrics[0].target: type Value takes only value, not averageUtilization"],
+        [
+            "worker: spec.metrics[0].target.averageUtilization: type Value takes only value, "
+            "not averageUtilization"
+        ],
     ),
     (
         "utilization-on-a-backlog",
