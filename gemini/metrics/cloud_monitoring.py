@@ -420,8 +420,10 @@ class MonitoringReader:
 
     def _call(self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float) -> Found:
         """The group's series per split key (or a per-key failure when read one by one)."""
-        if len(values) <= 1 or not q.split:
+        if not q.split:
             return self._one(q, values, now, deadline)
+        if len(values) == 1:
+            return self._each(q, values, now, deadline)
         if not self.one_of_supported:
             return self._one_by_one(q, values, now, deadline)
         try:
@@ -454,6 +456,10 @@ class MonitoringReader:
     ) -> Found:
         with self._lock:
             self.stats.fallbacks["unbatched"] += 1
+        return self._each(q, values, now, deadline)
+
+    def _each(self, q: SeriesQuery, values: Sequence[Key], now: datetime, deadline: float) -> Found:
+        """One call per resource with exact filters."""
         found: Found = {}
         for value in values:
             try:

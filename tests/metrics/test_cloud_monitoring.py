@@ -277,11 +277,12 @@ def test_stale_sample_keeps_its_timestamp(
             id="unauthenticated",
         ),
         pytest.param(
-            # re-sent once without aggregation (a server that does not take it), then given up
+            # re-sent without aggregation, then without the label term, then without both (a
+            # server that takes less than Cloud Monitoring), then given up
             grpc.StatusCode.INVALID_ARGUMENT,
             5,
             "invalid",
-            2,
+            4,
             ["rejected"],
             id="invalid-argument",
         ),

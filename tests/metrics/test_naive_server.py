@@ -234,6 +234,21 @@ def test_a_genuinely_bad_query_still_fails(naive: tuple[NaiveMetricService, str]
     assert obs.error_kind == "invalid" and "cannot parse" in (obs.error or "")
 
 
+@pytest.mark.parametrize("aggregation", ["ignore", "reject"])
+def test_a_lone_resource_whose_label_filter_is_rejected(
+    naive: tuple[NaiveMetricService, str], aggregation: Any
+) -> None:
+    svc, endpoint = naive
+    svc.singular_labels = True
+    svc.aggregation = aggregation
+    seed(svc)
+    [obs] = PubsubSource(reader=MonitoringReader(endpoint=endpoint)).fetch(
+        [request("b", pubsub("acme", "invoices"))], NOW
+    )
+    assert obs.latest is not None and obs.latest.value == SUBS["invoices"]
+    assert "subscription_id" not in svc.requests[-1].filter
+
+
 def test_project_number_in_the_path_skips_the_project_label_check(
     naive: tuple[NaiveMetricService, str],
 ) -> None:
