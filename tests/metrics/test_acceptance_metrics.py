@@ -120,6 +120,12 @@ def gemini_cli() -> list[str]:
             {"aggregation": "reject", "order": "oldest"}, False, 3.0, id="rejects-aggregation-skew"
         ),
         pytest.param(
+            {"singular_labels": True, "aggregation": "reject"},
+            False,
+            2.0,
+            id="rejects-label-filters-and-aggregation",
+        ),
+        pytest.param(
             {"match": "none", "one_of": "ignore", "ignore_project": True},
             True,
             0.0,
