@@ -98,6 +98,12 @@ def documents(path: Path) -> Iterator[Loaded]:
         raise SpecError(f"cannot read: {reason}", [("", f"cannot read file: {reason}")]) from None
     try:
         docs = _load_all(text)
+    except (ValueError, RecursionError) as exc:
+        # e.g. an integer of more than 4300 digits, or nesting deeper than Python's stack
+        problem = str(exc).split(";")[0] if isinstance(exc, ValueError) else "nested too deeply"
+        raise SpecError(
+            f"invalid YAML: {problem}", [("document", f"invalid YAML: {problem}")]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
