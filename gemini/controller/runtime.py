@@ -58,8 +58,32 @@ class Deadlines:
     apply_seconds: float = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class BatchTiming:
+    """Where one batch's time went, in seconds after its due instant."""
+
+    due: datetime
+    size: int
+    started: float  # the batch began (schedule lag)
+    targets_read: float  # every target's capacity was read (or cut off by its deadline)
+    metrics_read: float  # the batch's metric read returned
+    decided: float  # every policy was decided and applied
+    done: float  # every Event and status write was made
+
+
+class _ApplyNeeded(BaseException):
+    """Raised by an inline `_Prefetched` where a tick would call the scaler: the tick is then run
+    again on a worker. A BaseException, so `loop` passes it through (it turns Exceptions from
+    `apply` into results); nothing is kept from the aborted run (deciding is pure)."""
+
+
 class _Prefetched:
-    """A reader and scaler over inputs read before the per-policy ticks (see module doc)."""
+    """A reader and scaler over inputs read before the per-policy ticks (see module doc).
+
+    `inline`: ticks run on the batch's own thread, one after the other (deciding is pure and
+    takes well under a millisecond); a tick that must apply raises `_ApplyNeeded` instead of
+    blocking that thread on the API, and is run again on a worker with an `inline=False` copy.
+    """
 
     def __init__(
         self,
@@ -69,7 +93,10 @@ class _Prefetched:
         may_act: Callable[[], bool],
         pool: ThreadPoolExecutor,
         apply_deadline: float,
+        *,
+        inline: bool = False,
     ) -> None:
+        self.inline = inline
         self.capacities = capacities
         self._caps = capacities
         self._obs = observations
@@ -93,7 +120,14 @@ class _Prefetched:
             raise cap
         return cap
 
+    def on_workers(self) -> _Prefetched:
+        return _Prefetched(
+            self._caps, self._obs, self._scaler, self._may_act, self._pool, self._deadline
+        )
+
     def apply(self, ref: TargetRef, desired: int, now: datetime) -> ApplyResult:
+        if self.inline:
+            raise _ApplyNeeded
         cap = self._caps[ref.policy]
         current = cap.current if isinstance(cap, Capacity) else desired
         if not self._may_act():
@@ -178,6 +212,7 @@ class Controller:
         self.lags: list[float] = []  # seconds behind schedule per batch start (bounded below)
         self.done_lags: list[float] = []  # seconds from due time to a policy's tick being done
         self.decided_lags: list[float] = []  # ... to its decision being made (and applied)
+        self.timings: list[BatchTiming] = []  # the most recent batches (bounded)
         self._started = False
 
     # -- leadership ----------------------------------------------------------------------------
@@ -264,28 +299,57 @@ class Controller:
             self.telemetry.batch_size.observe(len(entries))
             metrics = self._start_metrics(entries, started)
             caps = self._read_capacities(entries, started)
-            observations = metrics()
-            pre = _Prefetched(
+            targets_read = self._since(due)
+            observations, metrics_done = metrics()
+            metrics_read = (metrics_done - due).total_seconds()
+            inline = _Prefetched(
                 caps,
                 observations,
                 self.scaler,
                 self.is_leader,
                 self.pool,
                 self.deadlines.apply_seconds,
+                inline=True,
             )
-            # Decide and apply everything first; Events and status writes (the bulk of the API
-            # calls after a start or a wave of changes) queue behind the decisions.
-            ticks: list[Future[Future[None] | None]] = [
-                self.pool.submit(self._tick_one, e, pre, started, due) for e in entries
-            ]
+            # Decide everything on this thread; only the ticks that apply go to the workers
+            # (each waits on the API). Events and status writes (the bulk of the API calls after
+            # a start or a wave of changes) queue behind the decisions and applies.
+            pending: list[_Report] = []
+            ticks: list[Future[_Report | None]] = []
+            for e in entries:
+                try:
+                    report = self._tick_one(e, inline, started, due)
+                except _ApplyNeeded:
+                    ticks.append(
+                        self.pool.submit(self._tick_one, e, inline.on_workers(), started, due)
+                    )
+                    continue
+                except Exception:
+                    log.exception("evaluation of %s failed", e.key)
+                    self.telemetry.errors.labels("internal").inc()
+                    continue
+                if report is not None:
+                    pending.append(report)
             wait(ticks)
-            reports = [r for f in ticks if f.exception() is None and (r := f.result())]
+            decided = self._since(due)
+            pending += [r for f in ticks if f.exception() is None and (r := f.result())]
+            reports = [self.pool.submit(self._report, *r) for r in pending]
             wait(reports)
+            timing = BatchTiming(
+                due, len(entries), lag, targets_read, metrics_read, decided, self._since(due)
+            )
+            with self._lock:
+                self.timings.append(timing)
+                if len(self.timings) > 1000:
+                    del self.timings[:500]
             every: list[Future[Any]] = [*ticks, *reports]
             for f in every:
                 if f.exception() is not None:
                     log.error("evaluation failed", exc_info=f.exception())
                     self.telemetry.errors.labels("internal").inc()
+
+    def _since(self, due: datetime) -> float:
+        return (self.clock.now() - due).total_seconds()
 
     def _resolve_conflicts(self, entries: list[Entry], now: datetime) -> list[Entry]:
         """Of several policies on one target, the oldest (then by name) acts."""
@@ -356,13 +420,15 @@ class Controller:
 
     def _start_metrics(
         self, entries: list[Entry], now: datetime
-    ) -> Callable[[], dict[tuple[str, str], Observation]]:
+    ) -> Callable[[], tuple[dict[tuple[str, str], Observation], datetime]]:
         """Start the batch's one metric read on its own thread (it runs while the targets are
         read, and never queues behind them); the returned function waits for it, up to the
-        metrics deadline, and turns a failure or a timeout into failed observations."""
+        metrics deadline, turns a failure or a timeout into failed observations, and tells
+        when the read ended (or was given up)."""
         requests: list[MetricRequest] = [r for e in entries for r in loop.requests_for(_pol(e))]
         box: list[list[Observation] | BaseException] = []
         done = threading.Event()
+        ended: list[datetime] = []
         deadline = time.monotonic() + self.deadlines.metrics_seconds
 
         def run() -> None:
@@ -371,15 +437,17 @@ class Controller:
             except BaseException as exc:
                 box.append(exc)
             finally:
+                ended.append(self.clock.now())
                 done.set()
 
         if requests:
             threading.Thread(target=run, name="metrics-read", daemon=True).start()
         else:
+            ended.append(now)
             done.set()
             box.append([])
 
-        def result() -> dict[tuple[str, str], Observation]:
+        def result() -> tuple[dict[tuple[str, str], Observation], datetime]:
             observations: list[Observation]
             if not done.wait(max(0.0, deadline - time.monotonic())):
                 msg = f"metric read took longer than {self.deadlines.metrics_seconds:g}s"
@@ -391,16 +459,17 @@ class Controller:
                 observations = [Observation.failed(r.metric.name, "error", err) for r in requests]
             else:
                 observations = box[0]
-            return {
+            by_key = {
                 (r.policy, r.metric.name): o for r, o in zip(requests, observations, strict=True)
             }
+            return by_key, ended[0] if ended else self.clock.now()
 
         return result
 
     def _tick_one(
         self, entry: Entry, pre: _Prefetched, now: datetime, due: datetime
-    ) -> Future[None] | None:
-        """Decide (and apply); returns the queued report (Events, status) of this tick."""
+    ) -> _Report | None:
+        """Decide (and apply); returns what to report (Events, status) for this tick."""
         policy = _pol(entry)
         [result] = loop.tick_batch([(policy, entry.state)], reader=pre, scaler=pre, now=now)
         decided = (self.clock.now() - due).total_seconds()
@@ -419,7 +488,7 @@ class Controller:
         self._log(entry, policy, result)
         cap = pre.capacities.get(entry.key)
         blocked = str(cap.detail.get("conflict") or "") if isinstance(cap, Capacity) else ""
-        return self.pool.submit(self._report, entry, policy, result, blocked, now, due, decided)
+        return (entry, policy, result, blocked, now, due, decided)
 
     def _report(
         self,
@@ -558,6 +627,9 @@ class Controller:
         self.pool.shutdown(wait=True, cancel_futures=False)
         if self.elector is not None:
             self.elector.stop(release=True)
+
+
+_Report = tuple[Entry, ScalingPolicy, loop.TickResult, str, datetime, datetime, float]
 
 
 def _pol(entry: Entry) -> ScalingPolicy:
