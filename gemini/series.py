@@ -137,14 +137,32 @@ def read_trace(path: str | Path) -> Trace:
         ts_col = table.column("timestamp").to_pylist()
         val_col = table.column("value").to_pylist()
         return _check_and_build(zip(ts_col, val_col, strict=True), str(p))
-    with p.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+    try:
+        # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the header
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+                raise SpecError(
+                    f"{p}: header must be 'timestamp,value'", [("header", f"got {header!r}")]
+                )
+            return _check_and_build(_rows(reader, str(p)), str(p))
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{p}: not a UTF-8 text file", [("file", f"not UTF-8 CSV text ({exc.reason})")]
+        ) from None
+
+
+def _rows(reader: Iterable[list[str]], source: str) -> Iterable[tuple[str, str]]:
+    for lineno, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) < 2:
             raise SpecError(
-                f"{p}: header must be 'timestamp,value'", [("header", f"got {header!r}")]
+                f"{source}: row {lineno}: expected 'timestamp,value'",
+                [(f"row {lineno}", f"expected 2 columns (timestamp,value), got {row!r}")],
             )
-        return _check_and_build(((row[0], row[1]) for row in reader if row), str(p))
+        yield row[0], row[1]
 
 
 def write_trace(path: str | Path, samples: Sequence[Sample]) -> None:

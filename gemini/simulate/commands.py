@@ -7,6 +7,7 @@ table, the JSON/JSONL/HTML outputs and the optional decision store. Must not imp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -48,13 +49,19 @@ def print_table(data: dict[str, Any], title: str) -> None:
 
 
 class _StoreWriter:
-    def __init__(self, store: Any, batch: int = 5000) -> None:
+    """Buffers decisions into the store under their simulation keys (`sim/<scenario>-<policy>`)."""
+
+    def __init__(self, store: Any, keys: dict[str, str], batch: int = 5000) -> None:
         self.store = store
+        self.keys = keys  # the replayed policy's key -> its key in the store
         self.batch = batch
         self.buf: list[Decision] = []
         self.written = 0
 
     def add(self, decision: Decision) -> None:
+        key = self.keys.get(decision.policy)
+        if key is not None:
+            decision = dataclasses.replace(decision, policy=key)
         self.buf.append(decision)
         if len(self.buf) >= self.batch:
             self.flush()
@@ -95,7 +102,13 @@ def simulate_command(
         except Exception as exc:
             print(f"{scenario}: --db: cannot open decision store {db!r}: {exc}", file=sys.stderr)
             return 1
-    writer = _StoreWriter(store) if store is not None else None
+    writer = None
+    if store is not None:
+        from gemini.simulate.runner import store_key
+
+        keys = {p.key: store_key(sc, p.metadata.name) for p in sc.policies}
+        keys["default/hpa-default"] = store_key(sc, "hpa-default")  # the baseline's manifest
+        writer = _StoreWriter(store, keys)
     fh = decisions.open("w") if decisions is not None else None
     hooks: list[Callable[[Decision], None]] = []
     if fh is not None:

@@ -23,6 +23,12 @@ from collections import deque
 from dataclasses import dataclass
 
 OBSERVABLES = ("load", "utilization", "backlog", "oldestUnackedAgeSeconds", "cpu", "storage")
+# what each backend kind produces (anything else is an error in the scenario, not a silent 0)
+PRODUCES: dict[str, tuple[str, ...]] = {
+    "deployment": ("load", "utilization", "cpu"),
+    "queue": ("load", "utilization", "cpu", "backlog", "oldestUnackedAgeSeconds"),
+    "bigtable": ("load", "utilization", "cpu", "storage"),
+}
 
 
 class DeploymentModel:

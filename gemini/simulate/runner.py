@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemini.policy.decision import Decision
-from gemini.policy.spec import ScalingPolicy, parse_policy
+from gemini.policy.spec import Mode, ScalingPolicy, parse_policy
 from gemini.simulate.replay import Grid, Run, make_grid, replay
 from gemini.simulate.scenario import Scenario, observable_for
 from gemini.simulate.scoring import (
@@ -36,8 +36,30 @@ def grid_of(scenario: Scenario, step: float | None = None) -> Grid:
     return make_grid(scenario.trace, step or scenario.spec.step_seconds, scenario.exclude)
 
 
+BASELINE_ANNOTATION = "gemini.dev/simulator-baseline"
+
+
 def mapping_for(scenario: Scenario, policy: ScalingPolicy) -> dict[str, str]:
+    if policy.metadata.annotations.get(BASELINE_ANNOTATION) == "hpa-default":
+        # the baseline always tracks utilization, whatever `observe:` says for the user's
+        # metrics (which may share its metric name)
+        return {m.name: "utilization" for m in policy.spec.metrics}
     return {m.name: observable_for(scenario.spec, m) for m in policy.spec.metrics}
+
+
+def store_key(scenario: Scenario, name: str) -> str:
+    """Where `gemini simulate --db` records a replayed policy: namespace `sim`, name
+    `<scenario>-<policy>` (baselines too: `sim/nasa-web-hpa-default`), so runs of different
+    scenarios appear as their own policies and never merge with production ones."""
+    return f"sim/{scenario.name}-{name}"
+
+
+def acting(policy: ScalingPolicy) -> ScalingPolicy:
+    """The policy as the replay runs it: `spec.mode` Shadow or Paused would only replay the
+    initial size, so a simulated policy always acts (its manifest is unchanged)."""
+    if policy.spec.mode is Mode.ACTIVE:
+        return policy
+    return policy.model_copy(update={"spec": policy.spec.model_copy(update={"mode": Mode.ACTIVE})})
 
 
 def hpa_default_policy(scenario: Scenario, grid: Grid) -> ScalingPolicy:
@@ -46,7 +68,9 @@ def hpa_default_policy(scenario: Scenario, grid: Grid) -> ScalingPolicy:
         peak = max(oracle_counts(grid, scenario.model.capacity_per_replica, slo_of(scenario)))
         highest = [p.spec.max_replicas for p in scenario.policies]
         cap = max([2 * peak + 1, 10, *highest])
-    return parse_policy(hpa_default_manifest(scenario.spec.backend.kind, cap))
+    doc = hpa_default_manifest(scenario.spec.backend.kind, cap)
+    doc["metadata"]["annotations"] = {BASELINE_ANNOTATION: "hpa-default"}
+    return parse_policy(doc)
 
 
 def run_policy(
@@ -60,7 +84,7 @@ def run_policy(
 ) -> Run:
     m = scenario.spec.metrics
     return replay(
-        policy,
+        acting(policy),
         grid,
         scenario.model,
         mapping_for(scenario, policy),

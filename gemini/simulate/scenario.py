@@ -22,7 +22,7 @@ from gemini.clock import parse_iso
 from gemini.errors import SpecError
 from gemini.policy.spec import ScalingPolicy, format_path, parse_policy
 from gemini.series import Trace, read_trace
-from gemini.simulate.models import OBSERVABLES, ModelSpec
+from gemini.simulate.models import OBSERVABLES, PRODUCES, ModelSpec
 
 Baseline = Literal["oracle", "static-peak", "hpa-default"]
 BASELINE_NAMES: tuple[Baseline, ...] = ("oracle", "static-peak", "hpa-default")
@@ -139,6 +139,10 @@ def _message(err: dict[str, Any]) -> str:
         return f"must be <= {ctx.get('le')}"
     if kind == "less_than":
         return f"must be < {ctx.get('lt')}"
+    if kind == "literal_error":
+        return (
+            f"got {err.get('input')!r}; expected {ctx.get('expected', 'one of the known values')}"
+        )
     return str(err.get("msg", "invalid")).removeprefix("Value error, ")
 
 
@@ -225,6 +229,12 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
         raise SpecError(
             f"trace.file: {exc}", [(f"trace.file: {p}", m) for p, m in exc.problems]
         ) from None
+    except Exception as exc:  # unreadable: a directory, a broken Parquet file, missing columns
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(
+            f"trace.file: cannot read {trace_file}: {first}",
+            [("trace.file", f"cannot read {trace_file} as a timestamp,value trace: {first}")],
+        ) from None
     trace = demand_trace(raw, spec)
     if len(trace) < 2:
         raise SpecError(
@@ -247,7 +257,7 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             try:
                 policies.extend(load_policies(pf))
             except SpecError as exc:
-                problems.extend((f"{where}: {q}", m) for q, m in exc.problems)
+                problems.extend((f"{where}: {q}" if q else where, m) for q, m in exc.problems)
         else:
             try:
                 policies.append(parse_policy(item))
@@ -257,12 +267,24 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
     for n in set(names):
         if names.count(n) > 1:
             problems.append(("policies", f"two policies are named {n!r}"))
+    for n in sorted(set(names) & set(spec.baselines)):
+        problems.append(("policies", f"a policy named {n!r} would be confused with the baseline"))
     if not policies and "hpa-default" not in spec.baselines:
         problems.append(("policies", "no policies and no hpa-default baseline: nothing to run"))
     for pol in policies:
         for j, m in enumerate(pol.spec.metrics):
             try:
-                observable_for(spec, m)
+                what = observable_for(spec, m)
+                produced = PRODUCES[spec.backend.kind]
+                if what not in produced:
+                    where = f"observe.{m.name}" if m.name in spec.observe else "source"
+                    problems.append(
+                        (
+                            f"{pol.metadata.name}: spec.metrics[{j}]",
+                            f"reads {what!r} ({where}), which a {spec.backend.kind} backend "
+                            f"does not produce; it produces: {', '.join(produced)}",
+                        )
+                    )
             except SpecError as exc:
                 problems.extend(
                     (f"{pol.metadata.name}: spec.metrics[{j}]: {q}", msg) for q, msg in exc.problems

@@ -71,7 +71,7 @@ def test_simulate_into_a_decision_store(tmp_path: Path) -> None:
     assert simulate_command(path, None, None, None, url) == 0
     store = open_store(url)
     try:
-        assert store.count("default/web") == 120
+        assert store.count("sim/synthetic-web") == 120
     finally:
         store.close()
 

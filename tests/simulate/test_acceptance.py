@@ -1,0 +1,571 @@
+"""Acceptance: scenarios written exactly like the CONTRACTS.md example (and minimal variants), on
+synthetic traces with gaps, irregular intervals, zeros, a huge spike, 3 rows, a long series and
+Parquet, run through the real `gemini simulate` process. Checks the JSON keys, that the oracle
+never violates and nothing is cheaper than it, exit codes, and field-named errors for bad
+scenarios (no traceback)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+GEMINI = [str(Path(sys.executable).with_name("gemini"))]
+TOP_KEYS = {"scenario", "steps", "simulatedHours", "wallSeconds", "results"}
+RESULT_KEYS = {
+    "name",
+    "kind",
+    "capacityHours",
+    "sloViolationMinutes",
+    "scaleEvents",
+    "maxReplicas",
+    "meanReplicas",
+    "cost",
+}
+
+# -- synthetic traces (requests per minute, like the NASA log) -----------------------------------
+
+
+def _rows_diurnal(
+    days: float, rng: random.Random, every: float = 60.0
+) -> list[tuple[float, float]]:
+    n = int(days * 86400 / every)
+    out = []
+    for i in range(n):
+        t = i * every
+        day = 0.5 - 0.5 * math.cos(2 * math.pi * t / 86400)
+        out.append((t, round(300 + 2400 * day + rng.uniform(-150, 150), 3)))
+    return out
+
+
+def _rows_rough(rng: random.Random) -> list[tuple[float, float]]:
+    """Irregular intervals (15 s to 5 min), a 3-hour gap, an hour of zeros, one huge spike."""
+    out: list[tuple[float, float]] = []
+    t = 0.0
+    while t < 2 * 86400:
+        if 30000 <= t < 30000 + 3 * 3600:  # a gap: no rows at all
+            t += 3 * 3600
+            continue
+        day = 0.5 - 0.5 * math.cos(2 * math.pi * t / 86400)
+        value = 0.0 if 60000 <= t < 63600 else 200 + 1800 * day + rng.uniform(0, 200)
+        if 100000 <= t < 100060:
+            value = 60000.0  # a single huge spike (about 25x the peak)
+        out.append((t, round(value, 3)))
+        t += rng.choice([15, 30, 60, 60, 60, 90, 120, 300])
+    return out
+
+
+def _write_csv(path: Path, rows: list[tuple[float, float]], percent: bool = False) -> Path:
+    with path.open("w") as fh:
+        fh.write("timestamp,value\n")
+        for t, v in rows:
+            at = (T0 + timedelta(seconds=t)).isoformat().replace("+00:00", "Z")
+            fh.write(f"{at},{v}\n")
+    return path
+
+
+def _write_parquet(path: Path, rows: list[tuple[float, float]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    times = [T0 + timedelta(seconds=t) for t, _ in rows]
+    table = pa.table(
+        {
+            "timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "value": [v for _, v in rows],
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+WEB = {  # simulations/policies/web.yaml with room to follow the synthetic peaks
+    "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+    "kind": "ScalingPolicy",
+    "metadata": {"name": "web"},
+    "spec": {
+        "target": {"kubernetes": {"name": "web"}},
+        "minReplicas": 1,
+        "maxReplicas": 1000,
+        "metrics": [
+            {
+                "name": "utilization",
+                "source": {
+                    "prometheus": {"serverAddress": "http://prometheus:9090", "query": "up"}
+                },
+                "target": {"type": "Utilization", "averageUtilization": 60},
+            }
+        ],
+        "behavior": {
+            "scaleUp": {
+                "policies": [
+                    {"type": "Percent", "value": 100, "periodSeconds": 15},
+                    {"type": "Pods", "value": 4, "periodSeconds": 15},
+                ]
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": 600,
+                "policies": [{"type": "Percent", "value": 20, "periodSeconds": 60}],
+            },
+        },
+    },
+}
+
+BIGTABLE = {
+    "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+    "kind": "ScalingPolicy",
+    "metadata": {"name": "bt"},
+    "spec": {
+        "target": {"bigtable": {"project": "p", "instance": "i", "cluster": "c"}},
+        "minReplicas": 1,
+        "maxReplicas": 200,
+        "metrics": [
+            {
+                "name": "cpu",
+                "source": {"bigtable": {"project": "p", "instance": "i", "cluster": "c"}},
+                "target": {"type": "Utilization", "averageUtilization": 60},
+            }
+        ],
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 1800}},
+    },
+}
+
+QUEUE = {
+    "apiVersion": "autoscaling.gemini.dev/v1alpha1",
+    "kind": "ScalingPolicy",
+    "metadata": {"name": "workers", "namespace": "jobs"},
+    "spec": {
+        "target": {"kubernetes": {"name": "workers"}},
+        "minReplicas": 1,
+        "maxReplicas": 500,
+        "metrics": [
+            {
+                "name": "backlog",
+                "source": {"pubsub": {"subscription": "projects/p/subscriptions/work"}},
+                "target": {"type": "AverageValue", "averageValue": 30},
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory like a checkout: traces in one place, scenarios and policies in another."""
+    root = tmp_path_factory.mktemp("acceptance")
+    traces = root / "traces"
+    traces.mkdir()
+    rng = random.Random(6)
+    diurnal = _rows_diurnal(2, rng)
+    _write_csv(traces / "diurnal-1min.csv", diurnal)
+    _write_csv(traces / "rough.csv", _rows_rough(rng))
+    _write_csv(traces / "three.csv", [(0, 600.0), (60, 2400.0), (120, 300.0)])
+    _write_csv(traces / "long-5min.csv", _rows_diurnal(30, rng, every=300))
+    _write_parquet(traces / "diurnal.parquet", diurnal[:1440])
+    # CPU percent of a fleet of 8 replicas, every 5 minutes
+    util = [(t, round(min(99.0, 20 + v / 40), 3)) for t, v in _rows_diurnal(3, rng, every=300)]
+    _write_csv(traces / "cpu-percent-5min.csv", util)
+    sims = root / "scenarios"
+    (sims / "policies").mkdir(parents=True)
+    for doc, name in ((WEB, "web"), (BIGTABLE, "bigtable"), (QUEUE, "queue")):
+        (sims / "policies" / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+    return root
+
+
+def contract_example(**changes: Any) -> dict[str, Any]:
+    """The CONTRACTS.md example, every key present; `changes` replace or merge into sections."""
+    doc: dict[str, Any] = {
+        "name": "nasa-web",
+        "trace": {"file": "../traces/diurnal-1min.csv", "kind": "demand", "scale": 0.016667},
+        "backend": {
+            "kind": "deployment",
+            "capacityPerReplica": 2.0,
+            "startupSeconds": 120,
+            "initialReplicas": 4,
+        },
+        "slo": {"maxUtilization": 0.9},
+        "policies": ["policies/web.yaml"],
+        "baselines": ["oracle", "static-peak", "hpa-default"],
+    }
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        elif isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    return doc
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GEMINI, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+
+
+def simulate_file(lab: Path, name: str, doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    path = lab / "scenarios" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = lab / f"{name}.json"
+    proc = run_cli("simulate", str(path), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return json.loads(out.read_text()), proc.stdout
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    doc: dict[str, Any]
+    runs: tuple[str, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+INLINE_WEB = {**WEB, "metadata": {"name": "inline-web"}}
+
+CASES = [
+    Case("contract-example", contract_example(), ("web", "oracle", "static-peak", "hpa-default")),
+    Case(
+        "minimal-inline-policy-default-baselines",
+        {
+            "name": "minimal",
+            "trace": {"file": "../traces/diurnal-1min.csv"},
+            "backend": {"kind": "deployment", "capacityPerReplica": 100},
+            "policies": [INLINE_WEB],
+        },
+        ("inline-web", "oracle", "static-peak", "hpa-default"),
+    ),
+    Case(
+        "no-policies-baselines-only",
+        contract_example(policies=None, baselines=["hpa-default", "oracle"]),
+        ("hpa-default", "oracle"),
+    ),
+    Case(
+        "gaps-irregular-zeros-spike",
+        contract_example(trace={"file": "../traces/rough.csv"}),
+        ("web", "oracle", "static-peak", "hpa-default"),
+    ),
+    Case(
+        "three-rows",
+        contract_example(trace={"file": "../traces/three.csv"}, baselines=None),
+        ("web", "oracle", "static-peak", "hpa-default"),
+        {"steps": 12},
+    ),
+    Case(
+        "long-30-days-5min",
+        contract_example(trace={"file": "../traces/long-5min.csv"}, stepSeconds=60),
+        ("web", "oracle", "static-peak", "hpa-default"),
+        {"steps": 30 * 1440},
+    ),
+    Case(
+        "parquet-bigtable",
+        contract_example(
+            trace={"file": "../traces/diurnal.parquet"},
+            backend={"kind": "bigtable", "capacityPerReplica": 4.0, "initialReplicas": 3},
+            policies=["policies/bigtable.yaml"],
+        ),
+        ("bt", "oracle", "static-peak", "hpa-default"),
+    ),
+    Case(
+        "queue-with-age-slo",
+        contract_example(
+            trace={"file": "../traces/rough.csv"},
+            backend={"kind": "queue", "pricePerReplicaHour": 0.05},
+            slo={"maxUtilization": 0.9, "maxAgeSeconds": 900},
+            metrics={"delaySeconds": 90, "sampleSeconds": 60},
+            policies=["policies/queue.yaml", "policies/web.yaml"],
+        ),
+        ("workers", "web", "oracle", "static-peak", "hpa-default"),
+    ),
+    Case(
+        "utilization-kind-recorded-replicas",
+        contract_example(
+            trace={
+                "file": "../traces/cpu-percent-5min.csv",
+                "kind": "utilization",
+                "recordedReplicas": 8,
+                "scale": 0.01,
+            },
+            baselines=["oracle", "hpa-default"],
+        ),
+        ("web", "oracle", "hpa-default"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_simulate_process_meets_the_contract(lab: Path, case: Case) -> None:
+    data, stdout = simulate_file(lab, case.id, case.doc)
+    assert set(data) >= TOP_KEYS
+    assert data["scenario"] == case.doc["name"]
+    assert [r["name"] for r in data["results"]] == list(case.runs)
+    step = case.doc.get("stepSeconds", 15)
+    assert data["simulatedHours"] == pytest.approx(data["steps"] * step / 3600, abs=1e-3)
+    if "steps" in case.extra:
+        assert data["steps"] == case.extra["steps"]
+    assert isinstance(data["wallSeconds"], float) and data["wallSeconds"] >= 0
+    for r in data["results"]:
+        assert set(r) >= RESULT_KEYS, r
+        assert r["kind"] == (
+            "baseline" if r["name"] in ("oracle", "static-peak", "hpa-default") else "policy"
+        )
+        assert r["maxReplicas"] >= r["meanReplicas"] >= 0
+        price = case.doc["backend"].get("pricePerReplicaHour")
+        if price is None:
+            assert r["cost"] is None
+        else:
+            assert r["cost"] == pytest.approx(r["capacityHours"] * price, rel=1e-3)
+    oracle = next(r for r in data["results"] if r["name"] == "oracle")
+    assert oracle["sloViolationMinutes"] == 0
+    assert oracle["capacityHours"] > 0
+    for r in data["results"]:
+        assert r["capacityHours"] >= oracle["capacityHours"], r["name"]
+    assert oracle["name"] in stdout  # the console table
+
+
+def test_the_shipped_scenarios_parse(lab: Path) -> None:
+    """Every scenario in simulations/ loads (the traces may be absent: then trace.file fails)."""
+    from gemini.errors import SpecError
+    from gemini.simulate.scenario import load_scenario
+
+    shipped = sorted((Path(__file__).resolve().parents[2] / "simulations").glob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        try:
+            load_scenario(path)
+        except SpecError as exc:
+            assert all(p.startswith("trace.file") for p, _ in exc.problems), exc
+
+
+# -- bad scenarios: exit 1, `FILE: field: message` on stderr, no traceback ---------------------
+
+BAD_FILES = {
+    "bad-header.csv": "time,val\n2024-01-01T00:00:00Z,1\n2024-01-01T00:01:00Z,2\n",
+    "backwards.csv": "timestamp,value\n2024-01-01T00:01:00Z,1\n2024-01-01T00:00:00Z,2\n",
+    "short-row.csv": "timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:01:00Z\n",
+    "words.csv": "timestamp,value\n2024-01-01T00:00:00Z,lots\n2024-01-01T00:01:00Z,2\n",
+    "one-row.csv": "timestamp,value\n2024-01-01T00:00:00Z,1\n",
+}
+
+STEP_POLICY = {
+    **WEB,
+    "metadata": {"name": "steps"},
+    "spec": {
+        **WEB["spec"],
+        "metrics": [
+            {
+                "name": "latency",
+                "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "up"}},
+                "stepScaling": {
+                    "steps": [
+                        {"lowerBound": 0, "upperBound": 10, "adjustment": 1},
+                        {"lowerBound": 10, "adjustment": 2},
+                    ]
+                },
+            }
+        ],
+    },
+}
+
+BAD = [
+    ("missing-trace-file", {"trace": {"file": "../traces/nope.csv"}}, "trace.file: no such file"),
+    ("bad-header", {"trace": {"file": "../traces/bad-header.csv"}}, "trace.file: header"),
+    (
+        "non-increasing-timestamps",
+        {"trace": {"file": "../traces/backwards.csv"}},
+        "trace.file: row 3.timestamp: 2024-01-01T00:00:00Z is not after the previous row",
+    ),
+    ("short-row", {"trace": {"file": "../traces/short-row.csv"}}, "trace.file: row 3: expected 2"),
+    ("not-a-number", {"trace": {"file": "../traces/words.csv"}}, "row 2.value: not a number"),
+    ("one-row", {"trace": {"file": "../traces/one-row.csv"}}, "trace: fewer than 2 samples"),
+    (
+        "trace-is-a-directory",
+        {"trace": {"file": "../traces"}},
+        "trace.file: cannot read",
+    ),
+    (
+        "parquet-without-timestamp",
+        {"trace": {"file": "../traces/no-timestamp.parquet"}},
+        "trace.file: cannot read",
+    ),
+    ("unknown-backend", {"backend": {"kind": "lambda"}}, "backend.kind: got 'lambda'"),
+    (
+        "unknown-observable",
+        {"observe": {"utilization": "latency"}},
+        "observe.utilization: unknown observable 'latency'",
+    ),
+    (
+        "observable-the-backend-lacks",
+        {"observe": {"utilization": "backlog"}},
+        "web: spec.metrics[0]: reads 'backlog' (observe.utilization), which a deployment",
+    ),
+    (
+        "pubsub-metric-on-a-deployment",
+        {"policies": ["policies/queue.yaml"]},
+        "workers: spec.metrics[0]: reads 'backlog' (source)",
+    ),
+    (
+        "metric-without-an-observable",
+        {"policies": [STEP_POLICY]},
+        "steps: spec.metrics[0]: observe.latency: cannot infer",
+    ),
+    (
+        "policy-named-like-a-baseline",
+        {"policies": [{**WEB, "metadata": {"name": "oracle"}}]},
+        "policies: a policy named 'oracle'",
+    ),
+    ("missing-policy-file", {"policies": ["policies/nope.yaml"]}, "policies[0]: no such policy"),
+    ("zero-capacity", {"backend": {"capacityPerReplica": 0}}, "backend.capacityPerReplica: must"),
+    ("missing-name", {"name": None}, "name: required field is missing"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_scenarios_fail_with_the_field_named(
+    lab: Path, case: str, change: dict[str, Any], message: str
+) -> None:
+    for name, text in BAD_FILES.items():
+        (lab / "traces" / name).write_text(text)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table({"time": [1, 2], "value": [1.0, 2.0]}), lab / "traces" / "no-timestamp.parquet"
+    )
+    path = lab / "scenarios" / f"bad-{case}.yaml"
+    path.write_text(yaml.safe_dump(contract_example(**change)))
+    proc = run_cli("simulate", str(path), "--json", str(lab / f"bad-{case}.json"))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert f"{path}: " in proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert not (lab / f"bad-{case}.json").exists()
+
+
+def test_missing_scenario_file_exits_nonzero_without_traceback(lab: Path) -> None:
+    proc = run_cli("simulate", str(lab / "scenarios" / "absent.yaml"))
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+
+
+# -- in-process checks -------------------------------------------------------------------------
+
+
+def _scenario(tmp: Path, doc: dict[str, Any]) -> Path:
+    (tmp / "scenarios" / "policies").mkdir(parents=True, exist_ok=True)
+    (tmp / "traces").mkdir(exist_ok=True)
+    for src, name in ((WEB, "web"),):
+        (tmp / "scenarios" / "policies" / f"{name}.yaml").write_text(yaml.safe_dump(src))
+    path = tmp / "scenarios" / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_db_records_runs_under_sim_scenario_policy(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    from gemini.simulate.commands import simulate_command
+    from gemini.store import open_store
+
+    (tmp_path / "traces").mkdir(exist_ok=True)
+    _write_csv(tmp_path / "traces" / "t.csv", [(60 * i, 600.0 + 30 * i) for i in range(30)])
+    doc = contract_example(trace={"file": "../traces/t.csv"})
+    path = _scenario(tmp_path, doc)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    assert simulate_command(path, None, None, None, url) == 0
+    store = open_store(url)
+    try:
+        assert store.count("sim/nasa-web-web") == 120
+        assert store.count("sim/nasa-web-hpa-default") == 120
+        assert store.count("default/web") == 0
+        assert store.count("default/hpa-default") == 0
+        names = {(s.namespace, s.name) for s in store.policies()}
+        assert names == {("sim", "nasa-web-web"), ("sim", "nasa-web-hpa-default")}
+    finally:
+        store.close()
+
+
+def test_shadow_and_paused_policies_are_replayed_as_acting(tmp_path: Path) -> None:
+    from gemini.simulate.runner import simulate
+    from gemini.simulate.scenario import load_scenario
+
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", _rows_diurnal(0.25, random.Random(1)))
+    shadow = {**WEB, "metadata": {"name": "shadow"}, "spec": {**WEB["spec"], "mode": "Shadow"}}
+    paused = {**WEB, "metadata": {"name": "paused"}, "spec": {**WEB["spec"], "mode": "Paused"}}
+    doc = contract_example(
+        trace={"file": "../traces/t.csv"}, policies=["policies/web.yaml", shadow, paused]
+    )
+    out = simulate(load_scenario(_scenario(tmp_path, doc))).to_dict()["results"]
+    hours = {r["name"]: r["capacityHours"] for r in out}
+    assert hours["shadow"] == hours["paused"] == hours["web"]
+    assert next(r for r in out if r["name"] == "web")["scaleEvents"] > 0
+
+
+def test_hpa_default_reads_utilization_whatever_observe_maps(tmp_path: Path) -> None:
+    """`observe:` is for the user's metrics; the baseline's metric shares the name
+    `utilization` but must keep tracking utilization."""
+    from gemini.simulate.runner import simulate
+    from gemini.simulate.scenario import load_scenario
+
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", _rows_diurnal(0.25, random.Random(2)))
+    by_load = {
+        **WEB,
+        "spec": {
+            **WEB["spec"],
+            "metrics": [
+                {
+                    **WEB["spec"]["metrics"][0],
+                    "target": {"type": "AverageValue", "averageValue": "1.2"},
+                }
+            ],
+        },
+    }
+    plain = contract_example(trace={"file": "../traces/t.csv"}, baselines=["hpa-default"])
+    mapped = {**plain, "policies": [by_load], "observe": {"utilization": "load"}}
+    a = simulate(load_scenario(_scenario(tmp_path, plain))).to_dict()["results"][-1]
+    b = simulate(load_scenario(_scenario(tmp_path, mapped))).to_dict()["results"][-1]
+    assert a["name"] == b["name"] == "hpa-default"
+    assert a == {**b, "oracleRatio": a["oracleRatio"]}
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(st.floats(0, 5000, allow_nan=False), min_size=3, max_size=40),
+    spacing=st.sampled_from([15, 60, 300]),
+    startup=st.sampled_from([0, 120]),
+    kind=st.sampled_from(["deployment", "queue", "bigtable"]),
+)
+def test_oracle_never_violates_and_only_violating_runs_cost_less(
+    tmp_path: Path, values: list[float], spacing: int, startup: int, kind: str
+) -> None:
+    from gemini.simulate.runner import simulate
+    from gemini.simulate.scenario import load_scenario
+
+    (tmp_path / "traces").mkdir(exist_ok=True)
+    _write_csv(tmp_path / "traces" / "t.csv", [(i * spacing, v) for i, v in enumerate(values)])
+    doc = contract_example(
+        trace={"file": "../traces/t.csv"},
+        backend={"kind": kind, "startupSeconds": startup},
+        policies=[BIGTABLE] if kind == "bigtable" else ["policies/web.yaml"],
+    )
+    data = simulate(load_scenario(_scenario(tmp_path, doc))).to_dict()
+    oracle = next(r for r in data["results"] if r["name"] == "oracle")
+    assert oracle["sloViolationMinutes"] == 0
+    for r in data["results"]:
+        if r["capacityHours"] < oracle["capacityHours"] - 1e-9:
+            assert r["sloViolationMinutes"] > 0, r
