@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -335,9 +336,17 @@ def parse_metric_value(raw: str, utilization: bool = False) -> float:
 
 
 def evaluate(policy: ScalingPolicy, current: int, values: dict[str, float], now: Any) -> Decision:
+    """One decision as on the first tick: no recommendations, no scale events, and no activity
+    on record, so the scale-to-zero cooldown (like every other cooldown) has nothing to hold."""
     observations = [Observation.of(name, now, value) for name, value in values.items()]
+    idle_since = now - timedelta(seconds=policy.spec.scale_to_zero.cooldown_seconds)
     decision, _ = engine.decide(
-        policy.spec, PolicyState(), observations, Capacity(current=current), now, policy=policy.key
+        policy.spec,
+        PolicyState(last_active_at=idle_since),
+        observations,
+        Capacity(current=current),
+        now,
+        policy=policy.key,
     )
     return decision
 

@@ -267,6 +267,10 @@ HAND = [
         down={"policies": [pct(30)]},
         expect=6,
     ),
+    # minReplicas 0 from a running workload: HPA's formula (scale to zero's cooldown, like the
+    # other cooldowns, has nothing to hold on the first tick)
+    Case("to-zero-idle", one("AverageValue", "10", "0"), 3, min=0, expect=0),
+    Case("to-zero-some-load", one("AverageValue", "10", "5"), 3, min=0, expect=1),
     Case(
         "down-window-only-given",
         one("Value", "1", "0.5"),
@@ -418,3 +422,23 @@ def test_random_cases_cover_every_branch() -> None:
         seen |= limits
         seen.add("up" if desired > case.current else "down" if desired < case.current else "same")
     assert {"up", "down", "same"} | LIMITS <= seen
+
+
+@pytest.mark.parametrize(
+    ("current", "value", "desired", "reason"),
+    [
+        (0, "0", 0, "Inactive"),
+        (0, "15", 2, "Activated"),
+        (0, "0.5", 1, "Activated"),
+        (3, "0", 0, "ScaleToZero"),
+    ],
+    ids=["zero-stays-inactive", "zero-activates", "zero-activates-one", "idle-goes-to-zero"],
+)
+def test_scale_to_zero_on_the_first_tick(
+    tmp_path: Path, current: int, value: str, desired: int, reason: str
+) -> None:
+    """KEDA's activation from zero (not HPA's algorithm); to zero needs no idle history."""
+    case = Case("zero", one("AverageValue", "10", value), current, min=0)
+    out = evaluate(tmp_path, case)
+    assert out["desiredReplicas"] == desired
+    assert reason in out["reasons"]
