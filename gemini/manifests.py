@@ -130,10 +130,13 @@ def _is_list(doc: Any) -> bool:
 
 
 def load_policies(path: Path) -> list[ScalingPolicy]:
-    """All ScalingPolicy documents in `path`; SpecError (with every problem) if any is invalid."""
+    """All ScalingPolicy documents in `path`; SpecError (with every problem) if any is invalid.
+    Documents of other kinds (the Deployment beside its policy) are skipped."""
     out: list[ScalingPolicy] = []
     problems: list[tuple[str, str]] = []
     for loaded in documents(path):
+        if _other_kind(loaded.doc):
+            continue
         try:
             out.append(parse_policy(loaded.doc))
         except SpecError as exc:

@@ -442,3 +442,45 @@ def test_scale_to_zero_on_the_first_tick(
     out = evaluate(tmp_path, case)
     assert out["desiredReplicas"] == desired
     assert reason in out["reasons"]
+
+
+def test_a_deployment_beside_the_policy_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"}}
+    case = Case("stack", one("AverageValue", "1000", "9000"), 5)
+    path.write_text(yaml.safe_dump_all([deployment, manifest(case)]))
+    args = ["evaluate", "--policy", str(path), "--current", "5", "--metric", "m0=9000", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["desiredReplicas"] == 9
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--metric", "m0"], "--metric 'm0': expected NAME=VALUE"),
+        (["--metric", "nope=1"], "--metric nope: the policy has no such metric"),
+        (["--metric", "m0=lots"], "--metric m0: not a number or quantity: 'lots'"),
+        (["--metric", "m0=inf"], "--metric m0: not a number or quantity: 'inf'"),
+        (["--metric", "m0=x%"], "--metric m0: not a percentage: 'x%'"),
+        (["--now", "soon"], "--now 'soon': not an ISO-8601 time"),
+    ],
+    ids=["no-equals", "unknown-metric", "not-a-number", "infinite", "bad-percent", "bad-now"],
+)
+def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(manifest(Case("x", one("Value", "1", "1"), 1))))
+    result = CliRunner().invoke(app, ["evaluate", "--policy", str(path), "--current", "2", *args])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines() == [result.stderr.splitlines()[0]]
+    assert result.stderr.startswith(needle)
+
+
+def test_invalid_policy_is_reported_by_field(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    doc = manifest(Case("x", one("Value", "1", "1"), 1, min=5, max=3))
+    path.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(app, ["evaluate", "--policy", str(path), "--current", "2"])
+    assert result.exit_code == 1
+    assert result.stderr == f"{path}: app: spec.minReplicas: minReplicas 5 exceeds maxReplicas 3\n"
