@@ -38,10 +38,12 @@ The API server enforces the types, bounds, enums, patterns and **Rules** below (
 generated from the same models: `gemini crd > deploy/crd.yaml`, and
 `kubectl explain scalingpolicy.spec.metrics` shows the descriptions below). `gemini validate` checks all
 of that and more, which a CRD cannot express: IANA time zones, cron value ranges, overlapping
-step ranges, which target type fits a source (a Pub/Sub backlog is a total: `AverageValue`;
-Bigtable CPU is a fraction: `Utilization`; a message age: `Value`), a policy that follows its
-own target and misspelt `metadata` keys are errors; the same policy defined twice and two
-`Active` policies on one target are warnings.
+step ranges, `Utilization` on a Pub/Sub source (a backlog or an age is not a fraction of
+capacity), a policy that follows its own target, a missing `apiVersion` or `kind` and misspelt
+`metadata` keys are errors. Warnings (exit 0) name what is evaluable but probably not meant: a
+target type that does not fit its source (`AverageValue` on Bigtable CPU, which is already a
+per-node fraction; `AverageValue` on a message age, KEDA's default; `Utilization` on a replica
+count), the same policy defined twice, and two `Active` policies on one target.
 
 Quantities (`value`, `averageValue`) are numbers or quantity strings as in HPA: `100`, `0.7`,
 `"500m"`, `"2k"`, `"1Gi"`.
