@@ -461,6 +461,19 @@ WARN: list[tuple[str, str, str]] = [
         "spec.metrics[0].target.type",
     ),
     (
+        "short-subscription-id",
+        policy(
+            k8s(
+                """  metrics:
+  - name: backlog
+    source: {pubsub: {subscription: projects/p/subscriptions/s1}}
+    target: {type: AverageValue, averageValue: 5}
+"""
+            )
+        ),
+        "spec.metrics[0].source.pubsub.subscription",
+    ),
+    (
         "utilization-on-replica-count",
         policy(
             k8s(
