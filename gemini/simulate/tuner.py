@@ -59,13 +59,18 @@ def search_space(policy: ScalingPolicy, overrides: dict[str, Range] | None = Non
     elif metric.step_scaling is not None:
         space.append(Param("stepScale", 0.5, 2.0, integer=False, log=True))
     space += [
-        Param("tolerance", 0.0, 0.2, integer=False),
+        # metric smoothing: 0 reads the newest sample; > 0 reduces that span with Max (noise
+        # is absorbed without under-reading a rise: Max over a window never lags a peak)
+        Param("metricWindow", 0, 900),
+        Param("scaleUpTolerance", 0.0, 0.3, integer=False),
+        Param("scaleDownTolerance", 0.0, 0.5, integer=False),
         Param("scaleUpWindow", 0, 300),
         Param("scaleUpPercent", 20, 400, log=True),
         Param("scaleUpPeriod", 15, 120),
         Param("scaleUpCooldown", 0, 300),
         Param("scaleDownWindow", 0, 1800),
         Param("scaleDownPercent", 5, 100, log=True),
+        Param("scaleDownPods", 1, 10),
         Param("scaleDownPeriod", 15, 600),
         Param("scaleDownCooldown", 0, 900),
     ]
@@ -103,6 +108,10 @@ def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPoli
             for key in ("lowerBound", "upperBound"):
                 if step.get(key) is not None:
                     step[key] = step[key] * f
+    if "metricWindow" in params:
+        w = int(params["metricWindow"])
+        m0["windowSeconds"] = w
+        m0["windowFunction"] = "Max" if w > 0 else "Last"
     behavior = spec.setdefault("behavior", {})
     for direction, prefix in (("scaleUp", "scaleUp"), ("scaleDown", "scaleDown")):
         rules = behavior.get(direction) or {}
@@ -116,25 +125,31 @@ def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPoli
             ]
             if direction == "scaleUp":
                 pols.append({"type": "Pods", "value": 4, "periodSeconds": period})
+            elif "scaleDownPods" in params:
+                pods = max(1, round(params["scaleDownPods"]))
+                pols.append({"type": "Pods", "value": pods, "periodSeconds": period})
             rules["policies"] = pols
             rules["selectPolicy"] = "Max"
         if f"{prefix}Cooldown" in params:
             rules["cooldownSeconds"] = int(params[f"{prefix}Cooldown"])
-        if "tolerance" in params:
-            rules["tolerance"] = round(float(params["tolerance"]), 4)
+        if f"{prefix}Tolerance" in params:
+            rules["tolerance"] = round(float(params[f"{prefix}Tolerance"]), 4)
         behavior[direction] = rules
     return parse_policy(doc)
 
 
 HPA_DEFAULTS: dict[str, float] = {
     "target": 70,
-    "tolerance": 0.1,
+    "metricWindow": 0,
+    "scaleUpTolerance": 0.1,
+    "scaleDownTolerance": 0.1,
     "scaleUpWindow": 0,
     "scaleUpPercent": 100,
     "scaleUpPeriod": 15,
     "scaleUpCooldown": 0,
     "scaleDownWindow": 300,
     "scaleDownPercent": 100,
+    "scaleDownPods": 1,
     "scaleDownPeriod": 15,
     "scaleDownCooldown": 0,
 }
@@ -156,7 +171,15 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
         p = bounds[name]
         v = min(max(value, p.low), p.high)
         start[name] = int(v) if p.integer else float(v)
-    return [start] if start else []
+    if not start:
+        return []
+    # and the same with a smoothed metric (Max over 5 minutes): a second, usually cheaper,
+    # anchor for the sampler on noisy traces
+    smoothed = dict(start)
+    if "metricWindow" in bounds:
+        w = bounds["metricWindow"]
+        smoothed["metricWindow"] = int(min(max(300, w.low), w.high))
+    return [start, smoothed] if smoothed != start else [start]
 
 
 # -- worker side ---------------------------------------------------------------------------------

@@ -569,3 +569,45 @@ def test_oracle_never_violates_and_only_violating_runs_cost_less(
     for r in data["results"]:
         if r["capacityHours"] < oracle["capacityHours"] - 1e-9:
             assert r["sloViolationMinutes"] > 0, r
+
+
+# -- the tuner's search space -------------------------------------------------------------------
+
+TUNED = [
+    ("hpa-start", {"metricWindow": 0, "scaleDownPods": 1}, (0, "Last", None)),
+    (
+        "max-window",
+        {"metricWindow": 600, "scaleDownPods": 3, "scaleDownPercent": 10},
+        (600, "Max", 3),
+    ),
+    (
+        "per-direction-tolerance",
+        {"scaleUpTolerance": 0.02, "scaleDownTolerance": 0.4, "scaleDownPercent": 50},
+        (0, "Last", 1),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "params", "expected"), TUNED, ids=[t[0] for t in TUNED])
+def test_tuner_parameters_reach_the_manifest(
+    case: str, params: dict[str, float], expected: tuple[int, str, int | None]
+) -> None:
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.tuner import apply_params, search_space, starting_points
+
+    base = parse_policy(WEB)
+    names = {p.name for p in search_space(base)}
+    assert set(params) <= names
+    tuned = apply_params(base, {"scaleDownPods": 1, **params})
+    m = tuned.spec.metrics[0]
+    window, function, pods = expected
+    assert (m.window_seconds, m.window_function.value) == (window, function)
+    down = tuned.spec.behavior.scale_down
+    if pods is not None and "scaleDownPercent" in params:
+        assert [(p.type.value, p.value) for p in down.policies][-1] == ("Pods", pods)
+    if "scaleUpTolerance" in params:
+        assert tuned.spec.behavior.scale_up.tolerance == pytest.approx(0.02)
+        assert down.tolerance == pytest.approx(0.4)
+    starts = starting_points(base, search_space(base))
+    assert [s["metricWindow"] for s in starts] == [0, 300]
+    assert starts[0]["scaleUpTolerance"] == starts[0]["scaleDownTolerance"] == 0.1
