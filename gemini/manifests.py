@@ -226,10 +226,11 @@ def _header_problems(doc: Any) -> list[tuple[str, str]]:
     ]
 
 
-def _cluster_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
+def _cluster_problems(doc: Any) -> list[tuple[str, str]]:
     """What parse_policy accepts but `kubectl apply` would not: a misspelt metadata key."""
     out: list[tuple[str, str]] = []
-    for key in doc["metadata"]:
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    for key in meta if isinstance(meta, dict) else ():
         if key not in OBJECT_META_FIELDS:
             close = difflib.get_close_matches(str(key), OBJECT_META_FIELDS, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
@@ -279,14 +280,13 @@ def validate_files(files: Sequence[Path], warnings: list[str] | None = None) -> 
             name = policy_name(loaded.doc)
             if name == "<unnamed>":
                 name = f"<document {loaded.index + 1}>"
-            header = _header_problems(loaded.doc)
+            header = _header_problems(loaded.doc) + _cluster_problems(loaded.doc)
             lines.extend(_line(path, name, p, m) for p, m in header)
             try:
                 policy = parse_policy(loaded.doc)
             except SpecError as exc:
                 lines.extend(_line(path, name, p, m) for p, m in exc.problems)
                 continue
-            lines.extend(_line(path, name, p, m) for p, m in _cluster_problems(loaded.doc))
             cross.extend(_line(path, name, p, m) for p, m in policy_warnings(policy))
             if policy.key in names:
                 cross.append(

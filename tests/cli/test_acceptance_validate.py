@@ -520,6 +520,7 @@ BAD: list[tuple[str, str, list[str]]] = [
     ("typo-rate-policy", bad("  behavior:\n    scaleUp:\n      policies: [{type: Pods, value: 1, period: 15}]\n"), ["spec.behavior.scaleUp.policies[0].period", "spec.behavior.scaleUp.policies[0].periodSeconds"]),
     ("typo-behavior", bad("  behavior:\n    scaleup: {}\n"), ["spec.behavior.scaleup"]),
     ("typo-metadata", bad(meta="  namespac: x\n"), ["metadata.namespac"]),
+    ("typo-metadata-and-spec", bad("  maxReplica: 1\n", meta="  lables: {a: b}\n"), ["metadata.lables", "spec.maxReplica"]),
     ("typo-k8s-target", GOOD_TEXT.replace("{name: web}", "{name: web, knd: Deployment}"), ["spec.target.kubernetes.knd"]),
     ("duplicate-metric-names", bad(metric=prom_metric("{type: Value, value: 1}") + prom_metric("{type: Value, value: 2}").replace("  metrics:\n", "")), ["spec.metrics[1].name"]),
     ("min-above-max", bad("  minReplicas: 11\n"), ["spec.minReplicas"]),
