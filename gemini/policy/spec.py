@@ -42,6 +42,7 @@ DEFAULT_SCALE_DOWN_WINDOW_SECONDS = 300
 DEFAULT_PERIOD_SECONDS = 15
 MAX_PERIOD_SECONDS = 1800
 MAX_WINDOW_SECONDS = 3600
+MAX_REPLICAS = 2**31 - 1  # replica counts are int32 in Kubernetes (HPA's minReplicas/maxReplicas)
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 # The schema-side spelling of a quantity (what the CRD's pattern admits): a plain or decimal
@@ -681,7 +682,9 @@ class Fallback(Model):
     failure_threshold: int = Field(
         3, ge=1, le=1000, description="Consecutive failed reads before Replicas applies."
     )
-    replicas: int | None = Field(None, ge=0, description="Capacity proposed by policy Replicas.")
+    replicas: int | None = Field(
+        None, ge=0, le=MAX_REPLICAS, description="Capacity proposed by policy Replicas."
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> Fallback:
@@ -839,8 +842,12 @@ class Schedule(Model):
     duration_seconds: int = Field(
         ..., gt=0, le=7 * 86400, description="How long the schedule stays active after each start."
     )
-    min_replicas: int | None = Field(None, ge=0, description="Minimum while active.")
-    max_replicas: int | None = Field(None, ge=1, description="Maximum while active.")
+    min_replicas: int | None = Field(
+        None, ge=0, le=MAX_REPLICAS, description="Minimum while active."
+    )
+    max_replicas: int | None = Field(
+        None, ge=1, le=MAX_REPLICAS, description="Maximum while active."
+    )
 
     @field_validator("time_zone")
     @classmethod
@@ -898,9 +905,14 @@ class Spec(Model):
         ..., description="What is scaled: exactly one of kubernetes or bigtable."
     )
     min_replicas: int = Field(
-        1, ge=0, description="Lowest capacity (replicas or nodes). 0 enables scale to zero."
+        1,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="Lowest capacity (replicas or nodes). 0 enables scale to zero.",
     )
-    max_replicas: int = Field(..., ge=1, description="Highest capacity (replicas or nodes).")
+    max_replicas: int = Field(
+        ..., ge=1, le=MAX_REPLICAS, description="Highest capacity (replicas or nodes)."
+    )
     metrics: list[Metric] = Field(
         ..., min_length=1, max_length=20, description="Metrics; the highest proposal wins."
     )

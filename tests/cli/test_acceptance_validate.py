@@ -581,6 +581,7 @@ BAD: list[tuple[str, str, list[str]]] = [
     ("wrong-kind", GOOD_TEXT.replace("kind: ScalingPolicy", "kind: ScalingPolicies"), ["kind"]),
     ("wrong-kind-hpa-with-our-group", GOOD_TEXT.replace("kind: ScalingPolicy", "kind: HorizontalPodAutoscaler"), ["kind"]),
     ("max-zero", GOOD_TEXT.replace("maxReplicas: 10", "maxReplicas: 0"), ["spec.maxReplicas"]),
+    ("max-beyond-int32", GOOD_TEXT.replace("maxReplicas: 10", "maxReplicas: 1.0e+100"), ["spec.maxReplicas"]),
     ("min-negative", bad("  minReplicas: -1\n"), ["spec.minReplicas"]),
     ("max-boolean", GOOD_TEXT.replace("maxReplicas: 10", "maxReplicas: true"), ["spec.maxReplicas"]),
     ("max-not-integer", GOOD_TEXT.replace("maxReplicas: 10", "maxReplicas: 2.5"), ["spec.maxReplicas"]),
