@@ -387,6 +387,15 @@ class Controller:
         first so that per-namespace lookups the scaler caches (HPA lists) are made once, not by
         every worker at the same moment."""
         deadline = time.monotonic() + self.deadlines.capacity_seconds
+        prefetch = getattr(self.scaler, "prefetch", None)
+        if prefetch is not None:
+            # Many targets in one read (a LIST per namespace and kind) where the scaler can; the
+            # rest, and anything it could not list, are read one by one below.
+            refs = [loop.target_ref(_pol(e)) for e in entries]
+            early = self.pool.submit(prefetch, refs, now)
+            wait([early], timeout=self.deadlines.capacity_seconds / 2)
+            if early.done() and early.exception() is not None:
+                log.warning("prefetching targets failed: %s", early.exception())
         futures: dict[str, Future[Capacity]] = {}
         first: dict[str, Entry] = {}
         for e in entries:

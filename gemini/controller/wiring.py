@@ -21,6 +21,9 @@ from gemini.scalers import ApplyResult, RoutingScaler, Scaler, TargetRef
 
 MONITORING_KINDS = ("cloudMonitoring", "pubsub", "bigtable")
 CONFLICT_TTL_SECONDS = 10.0
+# A batch reads the Deployments (StatefulSets, ReplicaSets) of a namespace with one LIST when it
+# has at least this many of them as targets; fewer are read with one GET each.
+LIST_THRESHOLD = 10
 
 
 def monitoring_reader() -> Any:
@@ -89,5 +92,7 @@ def build_scaler(api_client: Any, monitoring: Any, clock: Clock) -> RoutingScale
 
     # One HPA/ScaledObject list per namespace per batch (all ticks of a batch share `now`), not
     # one per policy; a new HPA is noticed within CONFLICT_TTL_SECONDS.
-    kube = KubernetesScaler(api_client, conflict_ttl_seconds=CONFLICT_TTL_SECONDS)
+    kube = KubernetesScaler(
+        api_client, conflict_ttl_seconds=CONFLICT_TTL_SECONDS, list_threshold=LIST_THRESHOLD
+    )
     return RoutingScaler({"kubernetes": kube, "bigtable": LazyScaler(bigtable)})

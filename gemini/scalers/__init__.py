@@ -9,7 +9,7 @@ Must not import `gemini.metrics`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -90,3 +90,17 @@ class RoutingScaler:
 
     def apply(self, ref: TargetRef, desired: int, now: datetime) -> ApplyResult:
         return self._for(ref).apply(ref, desired, now)
+
+    def prefetch(self, refs: Sequence[TargetRef], now: datetime) -> int:
+        """Optional: lets each scaler that can read many targets at once (a `prefetch` method,
+        e.g. `KubernetesScaler.prefetch`) do so before `capacity(ref, now)` is called for each.
+        Returns the number of API calls made."""
+        by_kind: dict[str, list[TargetRef]] = {}
+        for ref in refs:
+            by_kind.setdefault(ref.target.kind, []).append(ref)
+        calls = 0
+        for kind, group in by_kind.items():
+            fetch = getattr(self._scalers.get(kind), "prefetch", None)
+            if fetch is not None:
+                calls += int(fetch(group, now))
+        return calls

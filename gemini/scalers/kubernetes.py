@@ -14,7 +14,8 @@ Must not import `gemini.metrics`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ INVALID = "InvalidReplicas"
 API_ERROR = "KubernetesError"
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
+LIST_DENIED_RETRY = timedelta(minutes=5)  # after a 403 on a prefetch LIST
 
 # Built-in workloads whose object carries `spec.replicas` and the status `/scale` is made of:
 # their capacity is read with one GET of the object instead of `/scale` plus the object.
@@ -54,7 +56,9 @@ class KubernetesScaler:
     ScaledObjects targeting the workload (needs `list` on both; a 403 there is reported).
     `conflict_ttl_seconds`: reuse a namespace's HPA / ScaledObject lists for this long (measured
     with the `now` the caller passes; 0: list on every call). Whether KEDA is installed at all is
-    re-checked every `keda_check_seconds`.
+    re-checked every `keda_check_seconds`. `list_threshold`: `prefetch` reads the workloads of
+    one namespace and kind with one LIST when at least this many targets are among them (0: never;
+    needs `list` on the kind, else per-target GETs stay).
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class KubernetesScaler:
         conflict_ttl_seconds: float = 0.0,
         keda_check_seconds: float = 60.0,
         timeout_seconds: float = kubeclient.DEFAULT_TIMEOUT_SECONDS,
+        list_threshold: int = 0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -79,17 +84,105 @@ class KubernetesScaler:
         self._keda: tuple[datetime, bool] | None = None
         self._lists: dict[tuple[str, str], tuple[datetime, list[dict[str, Any]] | None]] = {}
         self._lock = threading.Lock()
+        self.list_threshold = list_threshold
+        self.list_page_size = 500
+        # Workloads listed by `prefetch`, per batch instant: {now: {(namespace, path): {name: obj}}}
+        self._listed: dict[datetime, dict[tuple[str, str], dict[str, dict[str, Any]]]] = {}
+        self._forbidden_lists: dict[tuple[str, str], datetime] = {}
 
     # -- protocol ----------------------------------------------------------------------------
+
+    def prefetch(self, refs: Sequence[TargetRef], now: datetime) -> int:
+        """Read many targets' workloads ahead of `capacity(ref, now)` (same `now`): one LIST per
+        namespace and kind holding at least `list_threshold` of them (following `continue`).
+        `capacity` then takes the listed object (as fresh as a GET made now) instead of a GET.
+        Best effort: anything not listed (an error, a 403, an object created since) is read
+        with a GET as usual. Returns the number of LISTs made."""
+        if self.list_threshold <= 0:
+            return 0
+        groups: dict[tuple[str, str], set[str]] = {}
+        for ref in refs:
+            try:
+                res, name = self._resolve(ref)
+            except ScaleError:
+                continue
+            if (res.group, res.kind) not in SELF_DESCRIBING:
+                continue
+            path = res.path(ref.namespace)
+            groups.setdefault((ref.namespace, path), set()).add(name)
+        wanted = []
+        for (namespace, path), names in groups.items():
+            if len(names) < self.list_threshold:
+                continue
+            with self._lock:
+                denied = self._forbidden_lists.get((namespace, path))
+            if denied is not None and timedelta(0) <= now - denied < LIST_DENIED_RETRY:
+                continue  # no list grant: per-target GETs; asked again after a while
+            wanted.append((namespace, path, names))
+        lists = 0
+        listed: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        if not wanted:
+            return 0
+        # The namespaces' LISTs in parallel (a few threads, for this call only).
+        with ThreadPoolExecutor(min(len(wanted), 8), thread_name_prefix="list") as pool:
+            results = list(pool.map(lambda w: self._list_all(w[1], now, w[0]), wanted))
+        for (namespace, path, names), (items, calls) in zip(wanted, results, strict=True):
+            lists += calls
+            if items is not None:
+                listed[(namespace, path)] = {
+                    n: o for o in items if (n := (o.get("metadata") or {}).get("name")) in names
+                }
+        with self._lock:
+            self._listed[now] = listed
+            for old in sorted(self._listed)[:-4]:  # a few overlapping batches at most
+                del self._listed[old]
+        return lists
+
+    def _list_all(
+        self, path: str, now: datetime, namespace: str
+    ) -> tuple[list[dict[str, Any]] | None, int]:
+        items: list[dict[str, Any]] = []
+        token = ""
+        calls = 0
+        while True:
+            query = {
+                "limit": str(self.list_page_size),
+                **({"continue": token} if token else {}),
+            }
+            calls += 1
+            try:
+                out = kubeclient.request(self.api, "GET", path, query=query, timeout=self.timeout)
+            except Exception as exc:
+                if kubeclient.describe(exc).code == 403:
+                    with self._lock:
+                        self._forbidden_lists[(namespace, path)] = now
+                return None, calls
+            if not isinstance(out, dict):
+                return None, calls
+            items.extend(i for i in out.get("items") or [] if isinstance(i, dict))
+            token = str((out.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items, calls
+
+    def _take_listed(
+        self, ref: TargetRef, res: kubeclient.Resource, name: str, now: datetime
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            batch = self._listed.get(now)
+            objs = batch.get((ref.namespace, res.path(ref.namespace))) if batch else None
+            return objs.pop(name, None) if objs else None
 
     def capacity(self, ref: TargetRef, now: datetime) -> Capacity:
         res, name = self._resolve(ref)
         workload: dict[str, Any] | None = None
         scale: dict[str, Any] | None = None
         if (res.group, res.kind) in SELF_DESCRIBING:
-            # One GET: the workload carries spec.replicas, status and its resourceVersion (the
-            # same one its /scale answers with). /scale stays the write path (see `apply`).
-            workload = self._read_workload(ref, res, name)
+            # One GET (or none after `prefetch`): the workload carries spec.replicas, status and
+            # its resourceVersion (the one its /scale answers with). /scale stays the write path
+            # (see `apply`).
+            workload = self._take_listed(ref, res, name, now)
+            if workload is None:
+                workload = self._read_workload(ref, res, name)
             if workload is not None:
                 scale = scale_of(workload)
         if scale is None:

@@ -31,6 +31,7 @@ def build(
     identity: str = "c1",
     lease: dict[str, float] | None = None,
     namespaces: list[str] | None = None,
+    list_threshold: int = 0,
     **kw: Any,
 ) -> Controller:
     api = kube.api_client()
@@ -42,7 +43,7 @@ def build(
         custom_api=client.CustomObjectsApi(api),
         core_api=client.CoreV1Api(api),
         reader=RoutingReader({"recorded": mem}),
-        scaler=RoutingScaler({"kubernetes": KubernetesScaler(api)}),
+        scaler=RoutingScaler({"kubernetes": KubernetesScaler(api, list_threshold=list_threshold)}),
         clock=clock,
         elector=elector,
         namespaces=namespaces,

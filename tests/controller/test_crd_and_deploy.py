@@ -100,6 +100,7 @@ def test_rbac_is_least_privilege() -> None:
         ("autoscaling.gemini.dev", "scalingpolicies", "watch"),
         ("autoscaling.gemini.dev", "scalingpolicies/status", "patch"),
         ("apps", "deployments/scale", "update"),
+        ("apps", "deployments", "list"),  # one LIST per namespace per batch
         ("", "events", "create"),
         ("coordination.k8s.io", "leases", "update"),
     ]:

@@ -385,3 +385,22 @@ def test_a_hanging_metric_read_is_cut_off_by_its_deadline(
     finally:
         hanging.release.set()
         ctrl.stop(timeout=5)
+
+
+def test_a_batch_reads_a_namespace_of_targets_with_one_list(
+    kube: KubeServer, mem: MemorySource, clock: ManualClock, started: Any
+) -> None:
+    for i in range(4):
+        kube.put_object(deployment(f"w{i}", replicas=2))
+        kube.put_object(policy(f"p{i}", target=f"w{i}"))
+    kube.put_object(deployment("other", replicas=2))  # in the list, not a target
+    run = started(list_threshold=3)
+    set_load(mem, clock, 50.0)
+    before = len(kube.log)
+    run.step()
+    assert [replicas(kube, f"w{i}") for i in range(4)] == [5, 5, 5, 5]
+    assert replicas(kube, "other") == 2
+    reads = [(r.verb, r.path) for r in list(kube.log)[before:] if r.resource == "deployments"]
+    assert reads == [("list", "/apis/apps/v1/namespaces/default/deployments")]
+    writes = [r for r in list(kube.log)[before:] if r.resource == "deployments/scale"]
+    assert sorted((r.verb, r.status) for r in writes) == [("get", 200)] * 4 + [("update", 200)] * 4

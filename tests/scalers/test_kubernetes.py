@@ -714,3 +714,102 @@ def test_hpa_conflict_on_a_cluster_without_autoscaling_v2(
     assert cap.blocked == "TargetConflict"
     assert "HorizontalPodAutoscaler default/old-hpa" in cap.detail["conflict"]
     assert kube_server.requests("GET", "/apis/autoscaling/v1/")
+
+
+# -- prefetch: one LIST per namespace and kind -----------------------------------------------------
+
+
+def _gets(server: KubeServer, verb: str) -> list[str]:
+    return [
+        r.path
+        for r in server.requests("GET", "/apis/apps/v1/namespaces/")
+        if r.verb == verb and r.resource == "deployments"
+    ]
+
+
+@pytest.fixture
+def lister(kube_server: KubeServer) -> Iterator[KubernetesScaler]:
+    s = KubernetesScaler(kube_server.api_client(), list_threshold=3)
+    s.list_page_size = 2  # pages are followed
+    yield s
+    s.close()
+
+
+def test_prefetch_lists_a_namespace_once_and_capacity_makes_no_get(
+    kube_server: KubeServer, lister: KubernetesScaler, scaler: KubernetesScaler
+) -> None:
+    for i in range(5):
+        kube_server.put_object(deployment(f"w{i}", "busy", replicas=i + 1, ready=i))
+    kube_server.put_object(deployment("x", "busy", replicas=9))  # listed, not a target
+    kube_server.put_object(deployment("solo", "quiet", replicas=2))  # below the threshold
+    refs = [ref(f"w{i}", ns="busy") for i in range(5)] + [ref("solo", ns="quiet")]
+    assert lister.prefetch(refs, NOW) == 3  # 6 objects in pages of 2
+    caps = [lister.capacity(r, NOW) for r in refs]
+    assert _gets(kube_server, "get") == ["/apis/apps/v1/namespaces/quiet/deployments/solo"]
+    # The same capacity (and resourceVersion) as read one by one.
+    assert caps == [scaler.capacity(r, NOW) for r in refs]
+    assert [(c.current, c.ready) for c in caps[:5]] == [(i + 1, i) for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("case", "gets"),
+    [
+        pytest.param("other-instant", 3, id="listed-objects-serve-only-their-batch-instant"),
+        pytest.param("used-once", 3, id="a-listed-object-serves-one-read"),
+        pytest.param("created-after-the-list", 1, id="not-listed-read-with-a-get"),
+        pytest.param("deleted-after-the-list", 0, id="listed-then-deleted-is-still-read"),
+    ],
+)
+def test_prefetch_is_only_a_shortcut(
+    kube_server: KubeServer, lister: KubernetesScaler, case: str, gets: int
+) -> None:
+    for i in range(3):
+        kube_server.put_object(deployment(f"w{i}", replicas=2))
+    refs = [ref(f"w{i}") for i in range(3)]
+    lister.prefetch(refs, NOW)
+    if case == "other-instant":
+        caps = [lister.capacity(r, NOW + timedelta(seconds=15)) for r in refs]
+    elif case == "used-once":
+        [lister.capacity(r, NOW) for r in refs]
+        caps = [lister.capacity(r, NOW) for r in refs]
+    elif case == "created-after-the-list":
+        kube_server.put_object(deployment("late", replicas=4))
+        caps = [lister.capacity(ref("late"), NOW)]
+        assert caps[0].current == 4
+    else:
+        # Deleted since the batch's LIST: read from the list, as a GET a moment earlier would
+        # have; the write path (/scale) then finds it gone.
+        kube_server.delete_object("apps/v1", "Deployment", "w0")
+        caps = [lister.capacity(refs[0], NOW)]
+        result = lister.apply(refs[0], 3, NOW)
+        assert (result.status, result.reason) == (ApplyStatus.FAILED, "TargetNotFound")
+    assert len(_gets(kube_server, "get")) == gets
+    assert all(c.current == 2 for c in caps if case != "created-after-the-list")
+
+
+def test_prefetch_without_list_grant_falls_back_to_gets_and_stops_asking(
+    kube_server: KubeServer, lister: KubernetesScaler
+) -> None:
+    for i in range(3):
+        kube_server.put_object(deployment(f"w{i}", replicas=2))
+    kube_server.deny("list", "deployments")
+    refs = [ref(f"w{i}") for i in range(3)]
+    assert lister.prefetch(refs, NOW) == 1
+    assert [lister.capacity(r, NOW).current for r in refs] == [2, 2, 2]
+    assert len(_gets(kube_server, "get")) == 3
+    assert lister.prefetch(refs, NOW + timedelta(seconds=15)) == 0  # remembered for a while
+    assert lister.prefetch(refs, NOW + timedelta(minutes=6)) == 1
+
+
+def test_prefetch_is_off_by_default_and_skips_other_kinds(
+    kube_server: KubeServer, scaler: KubernetesScaler, lister: KubernetesScaler
+) -> None:
+    _install_widgets(kube_server)
+    for i in range(3):
+        kube_server.put_object(deployment(f"w{i}", replicas=2))
+    refs = [ref(f"w{i}") for i in range(3)]
+    assert scaler.prefetch(refs, NOW) == 0
+    widgets = [ref(f"v{i}", kind="Widget", api_version="example.com/v1alpha1") for i in range(3)]
+    assert lister.prefetch(widgets, NOW) == 0  # read through /scale
+    lists = [r for r in kube_server.requests("GET") if r.verb == "list"]
+    assert [r.resource for r in lists if r.resource in ("deployments", "widgets")] == []
