@@ -8,7 +8,7 @@ replay) or cloud libraries.
 
 Objective: capacity-hours on the training part; constraint: SLO-violation minutes on the
 training part <= the budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on
-the same part). Optuna's TPE sampler handles the constraint (feasible trials always rank first).
+the same part x `tune.sloBudgetFactor`, default 0.85: a margin for the held-back part). Optuna's TPE sampler handles the constraint (feasible trials always rank first).
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def tune(
     hpa_train = score_run(scenario, run_policy(scenario, hpa, train, kind="baseline"))
     budget = scenario.spec.tune.slo_budget_minutes
     if budget is None:
-        budget = hpa_train.slo_violation_minutes
+        budget = hpa_train.slo_violation_minutes * scenario.spec.tune.slo_budget_factor
 
     _CTX.update(scenario=scenario, train=train, base=base)
 

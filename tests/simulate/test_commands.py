@@ -159,7 +159,7 @@ def test_tune_starts_from_hpa_defaults_so_it_never_loses_to_them_on_train(tmp_pa
     from gemini.simulate.scenario import load_scenario
     from gemini.simulate.tuner import tune
 
-    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2}))
+    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2, "sloBudgetFactor": 1}))
     res = tune(sc, trials=2, seed=3, jobs=1)
     hpa = res.baselines["hpa-default"]["train"]
     if res.feasible:
