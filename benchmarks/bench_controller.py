@@ -101,7 +101,8 @@ def serve(conn: Any, n: int, interval: int, seconds: float, churn: float) -> Non
     while True:
         msg = conn.recv()
         if msg == "counts":
-            conn.send((len(mon.service.requests), len(kube.log)))
+            puts = sum(1 for r in list(kube.log) if r.method == "PUT")
+            conn.send((len(mon.service.requests), len(kube.log), puts))
         elif msg == "paths":
             from collections import Counter
 
@@ -198,7 +199,7 @@ def main() -> int:
     rows = []
     base_eval, base_calls = ctrl.evaluations, monitoring.stats.calls
     parent.send("counts")
-    base_srv_calls, base_kube = parent.recv()
+    base_srv_calls, base_kube, base_puts = parent.recv()
     base_lags, base_done = len(ctrl.lags), len(ctrl.done_lags)
     base_decided = len(ctrl.decided_lags)
     base_timings = len(ctrl.timings)
@@ -213,7 +214,7 @@ def main() -> int:
             time.sleep(0.2)
             peak_rss = max(peak_rss, rss_mb())
         parent.send("counts")
-        srv_calls, kube_reqs = parent.recv()
+        srv_calls, kube_reqs, puts = parent.recv()
         lags = ctrl.lags[base_lags:]
         done = ctrl.done_lags[base_done:]
         decided = ctrl.decided_lags[base_decided:]
@@ -232,15 +233,17 @@ def main() -> int:
                 "mon_calls": monitoring.stats.calls - base_calls,
                 "srv_calls": srv_calls - base_srv_calls,
                 "kube_reqs": kube_reqs - base_kube,
+                "puts": puts - base_puts,
                 "status": ctrl.status_writes - base_status,
                 "events": _event_calls(ctrl) - base_events,
                 "timings": ctrl.timings[base_timings:],
+                "decided": decided,
             }
         )
         base_timings = len(ctrl.timings)
         base_status, base_events = ctrl.status_writes, _event_calls(ctrl)
         base_eval, base_calls = ctrl.evaluations, monitoring.stats.calls
-        base_srv_calls, base_kube = srv_calls, kube_reqs
+        base_srv_calls, base_kube, base_puts = srv_calls, kube_reqs, puts
         base_lags, base_done = len(ctrl.lags), len(ctrl.done_lags)
         base_decided = len(ctrl.decided_lags)
     cpu = time.process_time() - cpu_start
@@ -266,7 +269,7 @@ def main() -> int:
     print(
         "| cycle | evaluations | batch start lag p50 / p99 (s) | decided p50 / p99 (s) "
         "| done p50 / p99 (s) | ListTimeSeries calls (server) | Kubernetes requests "
-        "| of which status / events |"
+        "| of which status / events / scale writes |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
@@ -275,7 +278,7 @@ def main() -> int:
             f"{r['lag_start_p99']:.3f} | {r['decided_p50']:.2f} / {r['decided_p99']:.2f} | "
             f"{r['done_p50']:.2f} / {r['done_p99']:.2f} | "
             f"{r['mon_calls']} ({r['srv_calls']}) | {r['kube_reqs']} | "
-            f"{r['status']} / {r['events']} |"
+            f"{r['status']} / {r['events']} / {r['puts']} |"
         )
     print()
     print(
@@ -309,6 +312,14 @@ def main() -> int:
         f"| tick done (status written) after due, p50 / p99 (s) | "
         f"{pct(measured_done, 0.5):.2f} / {pct(measured_done, 0.99):.2f} | |"
     )
+    quiet = [x for r in rows if r["puts"] == 0 for x in r["decided"]]
+    busy = [x for r in rows if r["puts"] > 0 for x in r["decided"]]
+    for label, values in (("without", quiet), ("with", busy)):
+        if values:
+            print(
+                f"| ... p50 / p99 in cycles {label} scale writes (s) | "
+                f"{pct(values, 0.5):.2f} / {pct(values, 0.99):.2f} | |"
+            )
     kube_total = sum(r["kube_reqs"] for r in rows)
     print(
         f"| Kubernetes requests per policy per cycle | "
