@@ -102,7 +102,7 @@ def serve(conn: Any, n: int, interval: int, seconds: float, churn: float) -> Non
         msg = conn.recv()
         if msg == "counts":
             puts = sum(1 for r in list(kube.log) if r.method == "PUT")
-            conn.send((len(mon.service.requests), len(kube.log), puts))
+            conn.send((len(mon.service.requests), len(kube.log), puts, time.process_time()))
         elif msg == "paths":
             from collections import Counter
 
@@ -199,7 +199,7 @@ def main() -> int:
     rows = []
     base_eval, base_calls = ctrl.evaluations, monitoring.stats.calls
     parent.send("counts")
-    base_srv_calls, base_kube, base_puts = parent.recv()
+    base_srv_calls, base_kube, base_puts, base_srv_cpu = parent.recv()
     base_lags, base_done = len(ctrl.lags), len(ctrl.done_lags)
     base_decided = len(ctrl.decided_lags)
     base_timings = len(ctrl.timings)
@@ -207,6 +207,7 @@ def main() -> int:
     measured_decided: list[float] = []
     base_status, base_events = ctrl.status_writes, _event_calls(ctrl)
     cpu_start, wall_start = time.process_time(), time.perf_counter()
+    base_ctl_cpu = cpu_start
     peak_rss = rss_mb()
     for c in range(args.cycles):
         end = first + timedelta(seconds=args.interval * (c + 1))
@@ -214,7 +215,7 @@ def main() -> int:
             time.sleep(0.2)
             peak_rss = max(peak_rss, rss_mb())
         parent.send("counts")
-        srv_calls, kube_reqs, puts = parent.recv()
+        srv_calls, kube_reqs, puts, srv_cpu = parent.recv()
         lags = ctrl.lags[base_lags:]
         done = ctrl.done_lags[base_done:]
         decided = ctrl.decided_lags[base_decided:]
@@ -234,6 +235,8 @@ def main() -> int:
                 "srv_calls": srv_calls - base_srv_calls,
                 "kube_reqs": kube_reqs - base_kube,
                 "puts": puts - base_puts,
+                "srv_cpu": srv_cpu - base_srv_cpu,
+                "ctl_cpu": time.process_time() - base_ctl_cpu,
                 "status": ctrl.status_writes - base_status,
                 "events": _event_calls(ctrl) - base_events,
                 "timings": ctrl.timings[base_timings:],
@@ -244,6 +247,7 @@ def main() -> int:
         base_status, base_events = ctrl.status_writes, _event_calls(ctrl)
         base_eval, base_calls = ctrl.evaluations, monitoring.stats.calls
         base_srv_calls, base_kube, base_puts = srv_calls, kube_reqs, puts
+        base_srv_cpu, base_ctl_cpu = srv_cpu, time.process_time()
         base_lags, base_done = len(ctrl.lags), len(ctrl.done_lags)
         base_decided = len(ctrl.decided_lags)
     cpu = time.process_time() - cpu_start
@@ -269,16 +273,17 @@ def main() -> int:
     print(
         "| cycle | evaluations | batch start lag p50 / p99 (s) | decided p50 / p99 (s) "
         "| done p50 / p99 (s) | ListTimeSeries calls (server) | Kubernetes requests "
-        "| of which status / events / scale writes |"
+        "| of which status / events / scale writes | CPU s: controller / servers |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
             f"| {r['cycle']} | {r['evaluations']} | {r['lag_start_p50']:.3f} / "
             f"{r['lag_start_p99']:.3f} | {r['decided_p50']:.2f} / {r['decided_p99']:.2f} | "
             f"{r['done_p50']:.2f} / {r['done_p99']:.2f} | "
             f"{r['mon_calls']} ({r['srv_calls']}) | {r['kube_reqs']} | "
-            f"{r['status']} / {r['events']} / {r['puts']} |"
+            f"{r['status']} / {r['events']} / {r['puts']} | "
+            f"{r['ctl_cpu']:.1f} / {r['srv_cpu']:.1f} |"
         )
     print()
     print(

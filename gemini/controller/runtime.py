@@ -5,12 +5,16 @@ Owns how one due batch is evaluated:
 1. only the acting leader evaluates; a standby keeps its cache warm and stays ready;
 2. invalid policies are not evaluated (they carry `SpecInvalid`); of several policies on the same
    target the oldest wins and the others get `TargetConflict`;
-3. every target's capacity is read in parallel on a bounded worker pool with a deadline;
+3. the scaler may read many targets at once first (`prefetch`: one LIST per namespace and kind
+   for Kubernetes workloads); then every target's capacity is read in parallel on a bounded
+   worker pool with a deadline (from the prefetched objects where there are some);
 4. the metrics of the whole batch are read in ONE `MetricReader.read` call (sources batch and
-   deduplicate across policies), under a deadline;
-5. each policy then runs `gemini.loop.tick_batch` on those prefetched inputs, in parallel, so a
-   slow apply or status write delays only its own policy; then status (merge patch), Events,
-   `/metrics`, one structured log event and the decision store.
+   deduplicate across policies), under a deadline, alongside the target reads;
+5. each policy then runs `gemini.loop.tick_batch` on those prefetched inputs: on the batch's
+   own thread, one after another (deciding is pure and fast), except that a tick which must
+   apply is handed to a worker, so a slow apply delays only its own policy. Each tick feeds
+   `/metrics`, one structured log event and the decision store (sinks must not block: the
+   store's `BufferedWriter` only queues); status (merge patch) and Events then go to the workers.
 
 The state a tick returns is kept in the cache at once and written to `status.state`, from which a
 restarted or failed-over controller restores it. Imports the controller's modules, the loop and
