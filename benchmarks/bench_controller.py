@@ -11,6 +11,7 @@ Kubernetes API requests, overruns, controller CPU and RSS. Prints Markdown; exit
 
     .venv/bin/python benchmarks/bench_controller.py            # 2,000 policies, 15 s, 3 cycles
     .venv/bin/python benchmarks/bench_controller.py --policies 500 --cycles 2
+    .venv/bin/python benchmarks/bench_controller.py --list-threshold 0   # a GET per target
 """
 
 from __future__ import annotations
@@ -140,6 +141,12 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument(
+        "--list-threshold",
+        type=int,
+        default=None,
+        help="targets per namespace read with one LIST (default: the controller's; 0: a GET each)",
+    )
+    ap.add_argument(
         "--churn",
         type=float,
         default=1.0,
@@ -184,7 +191,14 @@ def main() -> int:
         custom_api=client.CustomObjectsApi(api),
         core_api=client.CoreV1Api(api),
         reader=wiring.build_reader(api, monitoring),
-        scaler=wiring.build_scaler(api, monitoring, clock),
+        scaler=wiring.build_scaler(
+            api,
+            monitoring,
+            clock,
+            list_threshold=(
+                wiring.LIST_THRESHOLD if args.list_threshold is None else args.list_threshold
+            ),
+        ),
         clock=clock,
         workers=args.workers,
         watch_timeout_seconds=300,
@@ -264,7 +278,8 @@ def main() -> int:
     expected_calls = math.ceil(args.policies / 100)  # one project+type+window group, 100 per call
     print(
         f"## Controller benchmark: {args.policies} policies, {args.interval} s interval, "
-        f"{args.cycles} cycles, {args.workers} workers, churn {args.churn:g}\n"
+        f"{args.cycles} cycles, {args.workers} workers, churn {args.churn:g}, list threshold "
+        f"{wiring.LIST_THRESHOLD if args.list_threshold is None else args.list_threshold}\n"
     )
     print(
         f"Setup: servers seeded in {seed_s:.1f} s (child process); initial list synced in "

@@ -82,7 +82,9 @@ def storage_reader(monitoring: Any, clock: Clock) -> Any:
     return read
 
 
-def build_scaler(api_client: Any, monitoring: Any, clock: Clock) -> RoutingScaler:
+def build_scaler(
+    api_client: Any, monitoring: Any, clock: Clock, *, list_threshold: int = LIST_THRESHOLD
+) -> RoutingScaler:
     from gemini.scalers.kubernetes import KubernetesScaler
 
     def bigtable() -> Scaler:
@@ -93,6 +95,6 @@ def build_scaler(api_client: Any, monitoring: Any, clock: Clock) -> RoutingScale
     # One HPA/ScaledObject list per namespace per batch (all ticks of a batch share `now`), not
     # one per policy; a new HPA is noticed within CONFLICT_TTL_SECONDS.
     kube = KubernetesScaler(
-        api_client, conflict_ttl_seconds=CONFLICT_TTL_SECONDS, list_threshold=LIST_THRESHOLD
+        api_client, conflict_ttl_seconds=CONFLICT_TTL_SECONDS, list_threshold=list_threshold
     )
     return RoutingScaler({"kubernetes": kube, "bigtable": LazyScaler(bigtable)})
