@@ -2,17 +2,18 @@
 
 .venv/bin/python simulations/reactive_bounds.py simulations/nasa-web.yaml
 
-Computed directly on the replay grid (no engine), on the part `gemini tune` holds back:
+Computed directly on the replay grid (no engine), on the part `gemini tune` holds back. These are
+reference points, not proofs:
 
-- the oracle, and the oracle forced to keep each step's capacity for the next L seconds
-  (perfect foresight, but capacity that cannot follow the 15 s noise);
-- an idealised reactive policy: it sees the true demand with `lag` seconds of delay (no metric
-  sampling, no per-pod averaging), provisions for the Max over the last W seconds plus
-  `headroom`, and new replicas serve `startupSeconds` later (scale-down is instant).
-
-Real policies cannot beat the idealised reactive rows with the same lag and start-up: where
-those rows need more than the goal to reach a violation budget, no tuning of a reactive policy
-will reach it.
+- the oracle, and the oracle holding each step's capacity for the next L seconds. With a start-up
+  of L seconds even perfect foresight pays for this: a replica that serves at t must exist from
+  t - L (capacity-hours count starting replicas), so "holding 120 s" is the oracle with the
+  scenario's start-up delay;
+- an idealised reactive rule: it sees the true demand `lag` seconds late (metric delay plus half
+  the sampling interval), provisions for the Max over the last W seconds plus `headroom`, and
+  new replicas serve `startupSeconds` later (scale-down is instant). It shows the trade-off
+  between cost and violations that a policy without foresight faces; tuned engine policies
+  (asymmetric: fast up, slow down) can do somewhat better than this simple family.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ class TuneSpec(_M):
     slo_budget_minutes: float | None = Field(None, ge=0)
     # default budget: hpa-default's training violation minutes x this; below 1 leaves a margin
     # so the held-back part, which the search never sees, stays within hpa-default's
-    slo_budget_factor: float = Field(0.85, gt=0, le=1)
+    slo_budget_factor: float = Field(1.0, gt=0, le=1)
     space: dict[str, Range] = Field(default_factory=dict)
     decimate: int = Field(1, ge=1)
     max_days: float | None = Field(None, gt=0)

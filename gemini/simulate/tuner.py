@@ -8,7 +8,8 @@ replay) or cloud libraries.
 
 Objective: capacity-hours on the training part; constraint: SLO-violation minutes on the
 training part <= the budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on
-the same part x `tune.sloBudgetFactor`, default 0.85: a margin for the held-back part). Optuna's TPE sampler handles the constraint (feasible trials always rank first).
+the same part x `tune.sloBudgetFactor`, default 1; below 1 leaves a margin for the held-back
+part). Optuna's TPE sampler handles the constraint (feasible trials always rank first).
 """
 
 from __future__ import annotations

@@ -611,3 +611,22 @@ def test_tuner_parameters_reach_the_manifest(
     starts = starting_points(base, search_space(base))
     assert [s["metricWindow"] for s in starts] == [0, 300]
     assert starts[0]["scaleUpTolerance"] == starts[0]["scaleDownTolerance"] == 0.1
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5], ids=["default-budget", "half-budget"])
+def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
+    tmp_path: Path, factor: float
+) -> None:
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import tune
+
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", _rows_rough(random.Random(3))[:900])
+    tune_spec: dict[str, Any] = {"decimate": 4}
+    if factor != 1.0:
+        tune_spec["sloBudgetFactor"] = factor
+    doc = contract_example(trace={"file": "../traces/t.csv"}, tune=tune_spec)
+    res = tune(load_scenario(_scenario(tmp_path, doc)), trials=1, seed=0, jobs=1)
+    hpa = res.baselines["hpa-default"]["train"].slo_violation_minutes
+    assert hpa > 0
+    assert res.budget == pytest.approx(hpa * factor)
