@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,7 +96,7 @@ class _Prefetched:
         observations: Mapping[tuple[str, str], Observation],
         scaler: Scaler,
         may_act: Callable[[], bool],
-        pool: ThreadPoolExecutor,
+        pool: ThreadPoolExecutor,  # runs the applies (not the pool the ticks run on)
         apply_deadline: float,
         *,
         inline: bool = False,
@@ -136,31 +137,19 @@ class _Prefetched:
         current = cap.current if isinstance(cap, Capacity) else desired
         if not self._may_act():
             return ApplyResult(ApplyStatus.REFUSED, current, "NotLeader", "lost leadership")
-        # Run the apply here (we already are on a worker); the deadline guards a hung call.
-        done = threading.Event()
-        box: list[ApplyResult | BaseException] = []
-
-        def call() -> None:
-            try:
-                box.append(self._scaler.apply(ref, desired, now))
-            except BaseException as exc:
-                box.append(exc)
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=call, name="apply", daemon=True)
-        thread.start()
-        if not done.wait(self._deadline):
+        # On the apply pool (reused threads; we already are on a worker of the other pool);
+        # the deadline guards a hung call: one not started by then never starts.
+        fut = self._pool.submit(self._scaler.apply, ref, desired, now)
+        try:
+            return fut.result(timeout=self._deadline)
+        except FutureTimeout:
+            fut.cancel()
             return ApplyResult(
                 ApplyStatus.FAILED,
                 current,
                 "ApplyDeadlineExceeded",
                 f"no answer within {self._deadline:g}s",
             )
-        out = box[0]
-        if isinstance(out, BaseException):
-            raise out
-        return out
 
 
 class Controller:
@@ -194,6 +183,9 @@ class Controller:
             EventRecorder(core_api, clock, host=identity) if core_api is not None else None
         )
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="eval")
+        # Applies run here, each under its deadline, waited for by a worker of `pool`; a hung
+        # one holds a thread of this pool only.
+        self.apply_pool = ThreadPoolExecutor(workers * 2, thread_name_prefix="apply")
         self.scheduler = Scheduler(
             clock, self.run_batch, on_overrun=lambda _k: self.telemetry.overruns.inc()
         )
@@ -311,7 +303,7 @@ class Controller:
                 observations,
                 self.scaler,
                 self.is_leader,
-                self.pool,
+                self.apply_pool,
                 self.deadlines.apply_seconds,
                 inline=True,
             )
@@ -638,6 +630,7 @@ class Controller:
         self.watcher.stop()
         self.scheduler.stop(timeout=timeout)
         self.pool.shutdown(wait=True, cancel_futures=False)
+        self.apply_pool.shutdown(wait=False, cancel_futures=True)
         if self.elector is not None:
             self.elector.stop(release=True)
 

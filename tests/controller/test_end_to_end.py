@@ -306,16 +306,18 @@ def test_status_write_conflicts_and_failures_do_not_stop_scaling(
 class SlowFor:
     """A Scaler wrapper (protocol level) that hangs on one target, like an unresponsive API."""
 
-    def __init__(self, inner: Any, name: str, seconds: float) -> None:
-        self.inner, self.name, self.seconds = inner, name, seconds
+    def __init__(self, inner: Any, name: str, seconds: float, on: str = "capacity") -> None:
+        self.inner, self.name, self.seconds, self.on = inner, name, seconds, on
         self.release = threading.Event()
 
     def capacity(self, ref: Any, now: Any) -> Any:
-        if ref.target.kubernetes.name == self.name:
+        if ref.target.kubernetes.name == self.name and self.on == "capacity":
             self.release.wait(self.seconds)
         return self.inner.capacity(ref, now)
 
     def apply(self, ref: Any, desired: int, now: Any) -> Any:
+        if ref.target.kubernetes.name == self.name and self.on == "apply":
+            self.release.wait(self.seconds)
         return self.inner.apply(ref, desired, now)
 
 
@@ -342,6 +344,35 @@ def test_a_hanging_target_does_not_delay_the_others(
         cond = condition(kube, "slow", "AbleToScale")
         assert cond is not None and cond["status"] == "False"
         assert "longer than 0.5s" in cond["message"]
+    finally:
+        slow.release.set()
+        ctrl.stop(timeout=5)
+
+
+def test_a_hanging_apply_is_cut_off_by_its_deadline(
+    kube: KubeServer, mem: MemorySource, clock: ManualClock
+) -> None:
+    for name in ("fast", "slow"):
+        kube.put_object(deployment(name, replicas=1))
+        kube.put_object(policy(name, target=name))
+    ctrl = build(kube, clock, mem, deadlines=Deadlines(apply_seconds=0.5))
+    slow = SlowFor(ctrl.scaler, "slow", 10.0, on="apply")
+    ctrl.scaler = slow
+    ctrl.watcher.start()
+    try:
+        assert ctrl.watcher.synced.wait(5)
+        ctrl.on_started_leading()
+        set_load(mem, clock, 40.0)
+        started = time.monotonic()
+        Stepper(ctrl, clock).step()
+        assert time.monotonic() - started < 3  # bounded by the deadline, not the 10 s hang
+        assert replicas(kube, "fast") == 4
+        cond = condition(kube, "slow", "AbleToScale")
+        assert cond is not None and cond["status"] == "False"
+        assert (cond["reason"], cond["message"]) == (
+            "FailedUpdateScale",
+            "ApplyDeadlineExceeded: no answer within 0.5s",
+        )
     finally:
         slow.release.set()
         ctrl.stop(timeout=5)
