@@ -81,6 +81,24 @@ def _open_store(url: str) -> Any:
     return open_store(url)
 
 
+def capped_policies(outcome: Any) -> list[str]:
+    """Policies whose maxReplicas is below what the oracle needs at the peak: they cannot meet
+    the SLO there, and may cost less than the oracle (which never violates)."""
+    from gemini.simulate.runner import slo_of
+    from gemini.simulate.scoring import oracle_counts
+
+    sc = outcome.scenario
+    counts = oracle_counts(outcome.grid, sc.model.capacity_per_replica, slo_of(sc), sc.model.floor)
+    peak = max(counts, default=0)
+    return [
+        f"policy {p.metadata.name}: spec.maxReplicas {p.spec.max_replicas} is below the {peak} "
+        "the oracle needs at the peak: it cannot meet the SLO there and may cost less than "
+        "the oracle"
+        for p in sc.policies
+        if p.spec.max_replicas < peak
+    ]
+
+
 def simulate_command(
     scenario: Path,
     json_out: Path | None,
@@ -143,7 +161,12 @@ def simulate_command(
         if store is not None:
             store.close()
     data = outcome.to_dict()
+    warnings = capped_policies(outcome)
+    if warnings:
+        data["warnings"] = warnings
     print_table(data, f"{data['scenario']}: {data['steps']} steps, {data['wallSeconds']} s")
+    for w in warnings:
+        print(f"{scenario}: warning: {w}", file=sys.stderr)
     if json_out is not None:
         json_out.write_text(json.dumps(data, indent=2) + "\n")
     if report is not None:

@@ -630,3 +630,18 @@ def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
     hpa = res.baselines["hpa-default"]["train"].slo_violation_minutes
     assert hpa > 0
     assert res.budget == pytest.approx(hpa * factor)
+
+
+def test_a_policy_capped_below_the_peak_is_warned_about(lab: Path) -> None:
+    capped = {**WEB, "metadata": {"name": "capped"}, "spec": {**WEB["spec"], "maxReplicas": 3}}
+    doc = contract_example(trace={"file": "../traces/three.csv"}, policies=[capped])
+    path = lab / "scenarios" / "capped.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = lab / "capped.json"
+    proc = run_cli("simulate", str(path), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "policy capped: spec.maxReplicas 3 is below the 23 the oracle needs" in proc.stderr
+    data = json.loads(out.read_text())
+    assert data["warnings"] and "capped" in data["warnings"][0]
+    capped_run = next(r for r in data["results"] if r["name"] == "capped")
+    assert capped_run["sloViolationMinutes"] > 0
