@@ -278,6 +278,18 @@ def migrate(engine: Engine, up_to: int = SCHEMA_VERSION) -> int:
 
 
 @contextmanager
+def _read(engine: Engine, url: str) -> Iterator[Connection]:
+    """A connection for a query; a database that cannot be reached raises `StoreError` (what the
+    dashboard answers 503 for), not SQLAlchemy's exception."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except (sa.exc.OperationalError, sa.exc.TimeoutError) as exc:  # down, or pool exhausted
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise StoreError(f"store {_safe(url)} unreachable: {reason}") from exc
+
+
+@contextmanager
 def _write(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as raw:
         conn = raw.execution_options(gemini_write=True)
@@ -356,7 +368,7 @@ class SqlStore(RecordStore):
 
     def policies(self) -> list[PolicySummary]:
         p = policies_table.c
-        with self.engine.connect() as conn:
+        with _read(self.engine, self.url) as conn:
             rows = conn.execute(sa.select(policies_table).order_by(p.policy)).all()
         return [
             PolicySummary(
@@ -393,7 +405,7 @@ class SqlStore(RecordStore):
         if until is not None:
             q = q.where(d.at_us < to_us(until))
         q = q.order_by(d.at_us.desc(), d.id.desc()).limit(max(0, limit))
-        with self.engine.connect() as conn:
+        with _read(self.engine, self.url) as conn:
             return list(conn.execute(q).scalars())
 
     def count(self, policy: str | None = None) -> int:
@@ -401,7 +413,7 @@ class SqlStore(RecordStore):
         q = sa.select(sa.func.count()).select_from(decisions_table)
         if policy is not None:
             q = q.where(d.policy == policy)
-        with self.engine.connect() as conn:
+        with _read(self.engine, self.url) as conn:
             return int(conn.execute(q).scalar_one())
 
     def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> int:

@@ -324,3 +324,22 @@ def test_pages_report_the_recording_gap(live: Live) -> None:
     healthy = live(create_app(store))
     assert "not recorded" not in httpx.get(f"{healthy}/").text
     writer.close(timeout=0.1)
+
+
+def test_a_sql_store_that_went_away_is_a_503_not_a_500(live: Live, tmp_path: Any) -> None:
+    import shutil
+
+    from gemini.store import open_store
+
+    folder = tmp_path / "gone"
+    store = open_store(f"sqlite:///{folder / 'x.sqlite'}")
+    store.write_many([decision()])
+    url = live(create_app(store))
+    assert httpx.get(f"{url}/api/policies").status_code == 200
+    store.engine.dispose()  # type: ignore[attr-defined]
+    shutil.rmtree(folder)
+    assert httpx.get(f"{url}/api/policies").status_code == 503
+    assert httpx.get(f"{url}/api/decisions").status_code == 503
+    page = httpx.get(f"{url}/")
+    assert page.status_code == 503 and "unreachable" in page.text
+    store.close()

@@ -111,3 +111,18 @@ def test_parallel_opens_migrate_once(sql_url: str) -> None:
     assert not errors
     for s in stores:
         s.close()
+
+
+def test_reads_from_a_vanished_sqlite_store_raise_store_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard answers 503 for StoreError; SQLAlchemy's own exception became a 500."""
+    import shutil
+
+    folder = tmp_path / "gone"
+    store = open_store(f"sqlite:///{folder / 'x.sqlite'}")
+    store.write_many([decision("shop/web", 10)])
+    store.engine.dispose()  # type: ignore[attr-defined]
+    shutil.rmtree(folder)  # SQLite cannot open a file in a missing folder
+    for read in (store.policies, store.decision_records, store.decisions, store.count):
+        with pytest.raises(StoreError, match="unreachable: unable to open database file"):
+            read()
+    store.close()
