@@ -181,6 +181,10 @@ class KubernetesScaler:
             # its resourceVersion (the one its /scale answers with). /scale stays the write path
             # (see `apply`).
             workload = self._take_listed(ref, res, name, now)
+            if workload is not None and "kind" not in workload:
+                # A list's items carry no kind (the API server leaves it out); the rollout
+                # check reads it.
+                workload = {**workload, "kind": res.kind}
             if workload is None:
                 workload = self._read_workload(ref, res, name)
             if workload is not None:

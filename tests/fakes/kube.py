@@ -1378,6 +1378,10 @@ class KubeServer:
                 meta["continue"] = str(start + limit)
                 meta["remainingItemCount"] = len(items) - start - limit
             items = page
+        if rtype in BUILTIN_TYPES:
+            # As the real API server does (kubernetes/kubernetes#3030): items of a built-in list
+            # carry no apiVersion/kind; custom resources' items keep theirs.
+            items = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in items]
         return {
             "kind": f"{rtype.kind}List",
             "apiVersion": rtype.group_version,

@@ -752,6 +752,38 @@ def test_prefetch_lists_a_namespace_once_and_capacity_makes_no_get(
 
 
 @pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        pytest.param("Deployment", {"updatedReplicas": 1}, id="deployment-rolling-out"),
+        pytest.param(
+            "StatefulSet",
+            {"currentRevision": "web-1", "updateRevision": "web-2"},
+            id="statefulset-revision-change",
+        ),
+    ],
+)
+def test_prefetched_objects_still_show_a_rollout(
+    kube_server: KubeServer,
+    lister: KubernetesScaler,
+    scaler: KubernetesScaler,
+    kind: str,
+    status: dict[str, Any],
+) -> None:
+    # A real API server leaves apiVersion/kind out of a list's items: the rollout check must
+    # not depend on the item's own `kind`.
+    make = deployment if kind == "Deployment" else statefulset
+    for i in range(3):
+        obj = make(f"w{i}", replicas=3)
+        obj["status"].update(status)
+        kube_server.put_object(obj)
+    refs = [ref(f"w{i}", kind=kind) for i in range(3)]
+    assert lister.prefetch(refs, NOW) == 2
+    caps = [lister.capacity(r, NOW) for r in refs]
+    assert all(c.reasons == ("RolloutInProgress",) for c in caps)
+    assert caps == [scaler.capacity(r, NOW) for r in refs]
+
+
+@pytest.mark.parametrize(
     ("case", "gets"),
     [
         pytest.param("other-instant", 3, id="listed-objects-serve-only-their-batch-instant"),
