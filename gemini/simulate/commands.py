@@ -127,7 +127,13 @@ def simulate_command(
         keys = {p.key: store_key(sc, p.metadata.name) for p in sc.policies}
         keys["default/hpa-default"] = store_key(sc, "hpa-default")  # the baseline's manifest
         writer = _StoreWriter(store, keys)
-    fh = decisions.open("w") if decisions is not None else None
+    try:
+        fh = decisions.open("w") if decisions is not None else None
+    except OSError as exc:
+        print(f"{decisions}: --decisions: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        if store is not None:
+            store.close()
+        return 1
     hooks: list[Callable[[Decision], None]] = []
     if fh is not None:
         dumps = json.dumps
@@ -167,12 +173,16 @@ def simulate_command(
     print_table(data, f"{data['scenario']}: {data['steps']} steps, {data['wallSeconds']} s")
     for w in warnings:
         print(f"{scenario}: warning: {w}", file=sys.stderr)
-    if json_out is not None:
-        json_out.write_text(json.dumps(data, indent=2) + "\n")
-    if report is not None:
-        from gemini.simulate.report import write_report
+    try:
+        if json_out is not None:
+            json_out.write_text(json.dumps(data, indent=2) + "\n")
+        if report is not None:
+            from gemini.simulate.report import write_report
 
-        write_report(outcome, report)
+            write_report(outcome, report)
+    except OSError as exc:
+        print(f"{exc.filename}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     if writer is not None:
         print(f"stored {writer.written} decisions in {db}")
     return 0
@@ -215,8 +225,12 @@ def tune_command(
             r["kind"] = split
             rows.append(r)
     print_table({"results": rows}, f"tune {data['scenario']}: {trials} trials, seed {seed}")
-    if json_out is not None:
-        json_out.write_text(json.dumps(data, indent=2) + "\n")
-    if out_policy is not None:
-        write_manifest(result.policy, out_policy)
+    try:
+        if json_out is not None:
+            json_out.write_text(json.dumps(data, indent=2) + "\n")
+        if out_policy is not None:
+            write_manifest(result.policy, out_policy)
+    except OSError as exc:
+        print(f"{exc.filename}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0

@@ -84,6 +84,30 @@ def test_simulate_with_an_unusable_store_fails_clearly(
     assert "--db" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "which", [pytest.param(i, id=n) for i, n in enumerate(["json", "decisions", "report"])]
+)
+def test_simulate_unwritable_output_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], which: int
+) -> None:
+    path = write_scenario(tmp_path, [2.0] * 10)
+    bad = tmp_path / "no-such-dir" / "out"
+    outputs: list[Path | None] = [None, None, None]
+    outputs[which] = bad
+    assert simulate_command(path, outputs[0], outputs[1], outputs[2], None) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: " in err and "cannot write: No such file or directory" in err
+
+
+def test_tune_unwritable_output_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(tmp_path, tune={"trainFraction": 0.6})
+    bad = tmp_path / "no-such-dir" / "best.yaml"
+    assert tune_command(path, 2, 1, None, bad, 1) == 1
+    assert f"{bad}: cannot write: No such file or directory" in capsys.readouterr().err
+
+
 def test_simulate_a_shared_trace_window(tmp_path: Path) -> None:
     nasa = trace_path("nasa-ksc-http-requests-1min.csv")
     path = write_scenario(
