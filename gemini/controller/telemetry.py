@@ -8,6 +8,7 @@ prometheus-client only.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -92,6 +93,14 @@ class Telemetry:
         self.watch_restarts = Counter(
             "gemini_watch_restarts", "Watch restarts by cause.", ["cause"], registry=r
         )
+        # The per-policy series beyond (namespace, policy) each policy has, so that `forget`
+        # removes them all: (family, extra label value) by (namespace, policy).
+        self._extra: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._extra_lock = threading.Lock()
+
+    def _note(self, namespace: str, name: str, family: str, value: str) -> None:
+        with self._extra_lock:
+            self._extra.setdefault((namespace, name), set()).add((family, value))
 
     def observe(self, namespace: str, name: str, result: TickResult) -> None:
         d = result.decision
@@ -102,8 +111,11 @@ class Telemetry:
         self.current.labels(namespace, name).set(
             result.apply.replicas if d.applied and result.apply else d.current
         )
-        self.decisions.labels(namespace, name, d.reasons[0] if d.reasons else "None").inc()
+        reason = d.reasons[0] if d.reasons else "None"
+        self.decisions.labels(namespace, name, reason).inc()
+        self._note(namespace, name, "decisions", reason)
         for m in d.metrics:
+            self._note(namespace, name, "metric", m.name)
             if m.value is not None:
                 self.metric_value.labels(namespace, name, m.name).set(m.value)
             if m.target is not None:
@@ -113,13 +125,25 @@ class Telemetry:
             if m.status.value != "ok":
                 self.errors.labels(f"metric_{m.status.value}").inc()
         if d.applied:
-            self.scale_events.labels(
-                namespace, name, "up" if d.desired > d.current else "down"
-            ).inc()
+            direction = "up" if d.desired > d.current else "down"
+            self.scale_events.labels(namespace, name, direction).inc()
+            self._note(namespace, name, "scale_events", direction)
         elif d.outcome in {"failed", "conflict", "refused"}:
             self.errors.labels(f"apply_{d.outcome}").inc()
 
     def forget(self, namespace: str, name: str) -> None:
+        """Drop every series of a deleted policy."""
         for gauge in (self.desired, self.current):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)
+        with self._extra_lock:
+            extra = self._extra.pop((namespace, name), set())
+        families: dict[str, tuple[Gauge | Counter, ...]] = {
+            "metric": (self.metric_value, self.metric_target, self.metric_age),
+            "decisions": (self.decisions,),
+            "scale_events": (self.scale_events,),
+        }
+        for family, value in extra:
+            for series in families[family]:
+                with contextlib.suppress(KeyError):
+                    series.remove(namespace, name, value)

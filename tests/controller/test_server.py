@@ -68,3 +68,29 @@ def test_dashboard_is_mounted_at_root_without_hiding_ops_routes() -> None:
     with serving(create_ops_app(Telemetry().registry, lambda: True, dict, dash)) as url:
         assert get(f"{url}/")[2] == "dashboard"
         assert get(f"{url}/healthz")[2] == "ok"
+
+
+def test_a_deleted_policy_leaves_no_series_behind() -> None:
+    from datetime import UTC, datetime
+
+    from prometheus_client import generate_latest
+
+    from gemini.loop import TickResult
+    from gemini.policy.decision import Decision, MetricResult, MetricStatus
+    from gemini.policy.state import PolicyState
+
+    def result(policy: str) -> TickResult:
+        metric = MetricResult("qps", MetricStatus.OK, 10.0, age_seconds=3.0, target=5.0)
+        decision = Decision(
+            f"ns/{policy}", datetime(2026, 3, 2, tzinfo=UTC), "Active", 2, 4, 4, 1, 10,
+            ("ScaleUp",), (metric,), applied=True, outcome="applied",
+        )  # fmt: skip
+        return TickResult(f"ns/{policy}", PolicyState(), decision)
+
+    t = Telemetry()
+    t.observe("ns", "web", result("web"))
+    t.observe("ns", "api", result("api"))
+    t.forget("ns", "web")
+    body = generate_latest(t.registry).decode()
+    assert 'policy="web"' not in body
+    assert body.count('policy="api"') >= 6  # desired, current, value, target, age, decisions...
