@@ -47,20 +47,20 @@ class Loaded:
 def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
     """Construct a mapping, rejecting a key written twice (YAML keeps the last one silently,
     so `maxReplicas` given twice would hide a mistake). Merge keys (`<<`) may be overridden."""
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
+    seen: dict[Any, tuple[int, int]] = {}  # key -> (position in the mapping, line)
+    for pos, (key_node, _) in enumerate(node.value):
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue
         key = loader.construct_object(key_node, deep=True)
         try:
-            first = seen.setdefault(key, key_node.start_mark.line)
+            first = seen.setdefault(key, (pos, key_node.start_mark.line))
         except TypeError:  # an unhashable key: construct_mapping reports it
             continue
-        if first != key_node.start_mark.line:
+        if first[0] != pos:  # (lines alone would miss `{a: 1, a: 2}` on one line)
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"duplicate key {key!r} (first on line {first + 1})",
+                f"duplicate key {key!r} (first on line {first[1] + 1})",
                 key_node.start_mark,
             )
     return loader.construct_mapping(node, deep=True)

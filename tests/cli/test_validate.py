@@ -254,6 +254,11 @@ BAD = [
         "metadata:\n  name: a\nspec:\n  maxReplicas: 3\n  maxReplicas: 4\n",
         ["<file>: line 5: invalid YAML: duplicate key 'maxReplicas' (first on line 4)"],
     ),
+    (
+        "yaml-duplicate-key-on-one-line",
+        "metadata:\n  name: a\nspec: {minReplicas: 1, maxReplicas: 3, maxReplicas: 4}\n",
+        ["<file>: line 3: invalid YAML: duplicate key 'maxReplicas' (first on line 3)"],
+    ),
     ("empty-file", "", ["<file>: (root): no ScalingPolicy document in file"]),
     (
         "only-comments",
