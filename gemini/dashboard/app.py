@@ -280,7 +280,10 @@ def create_app(
         if until is None:  # the minute after the newest decision (fits datetime-local inputs)
             until = summary.last_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
         if since is None:
-            since = until - timedelta(hours=hours)
+            try:
+                since = until - timedelta(hours=hours)
+            except OverflowError:
+                raise BadParam(f"until: {iso(until)} is less than {hours} h after year 1") from None
         if since >= until:
             raise BadParam(f"since: {iso(since)} is not before until {iso(until)}")
         records = [

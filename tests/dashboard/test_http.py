@@ -149,6 +149,9 @@ def test_policy_page_time_range_filter(url: str) -> None:
     )
     assert bad.status_code == 400
     assert "since: 2026-03-03T00:00:00Z is not before until" in html.unescape(bad.text)
+    early = httpx.get(f"{url}/policies/shop/web", params={"until": "0001-01-01T00:30"})
+    assert early.status_code == 400
+    assert "until: 0001-01-01T00:30:00Z is less than 24 h after year 1" in html.unescape(early.text)
 
 
 def test_hostile_policy_page_shows_the_name_as_text(url: str) -> None:
