@@ -200,8 +200,8 @@ class UnknownKind(LookupError):
 class Discovery:
     """Resolves `apiVersion` + `kind` to a `Resource` by reading `/api/v1` or `/apis/<g>/<v>`.
 
-    Found resources are cached for the life of the object; misses are not (a CRD may be
-    installed later). Thread-safe.
+    Found resources are cached for the life of the object (until `forget`); misses are not (a
+    CRD may be installed later). Thread-safe.
     """
 
     def __init__(self, api: client.ApiClient) -> None:
@@ -223,6 +223,12 @@ class Discovery:
         if hit is None:
             raise UnknownKind(f"the API server serves no kind {kind!r} in {api_version}")
         return hit
+
+    def forget(self, api_version: str, kind: str) -> None:
+        """Drop a cached resource, so the next `resolve` reads discovery again (e.g. a CRD may
+        gain a scale subresource)."""
+        with self._lock:
+            self._cache.pop((api_version, kind), None)
 
     def served(self, api_version: str) -> bool:
         """Whether the group/version is served at all (e.g. is KEDA installed?)."""

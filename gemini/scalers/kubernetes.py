@@ -320,6 +320,7 @@ class KubernetesScaler:
                 ref, kubeclient.describe(exc), "get", f"{k.api_version} discovery"
             ) from None
         if "scale" not in res.subresources:
+            self.discovery.forget(k.api_version, k.kind)  # the CRD may gain /scale: ask again
             raise ScaleRefused(
                 f"{describe_target(ref)}: {res.qualified} has no /scale subresource",
                 NO_SCALE_SUBRESOURCE,

@@ -325,6 +325,23 @@ def test_unknown_kind_and_kind_without_scale(
     assert err.value.reason == "NoScaleSubresource"
 
 
+def test_a_scale_subresource_added_later_is_noticed(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    # `kubectl apply` of the CRD without /scale first, then with it (the fix the error asks for):
+    # the scaler must not keep refusing until it is restarted.
+    kube_server.register_crd(crd("example.com", "widgets", "Widget", scale=None))
+    _install_widgets(kube_server)  # the same CRD, now with a scale subresource, and a Widget
+    kube_server.register_crd(crd("example.com", "widgets", "Widget", scale=None))
+    widget = ref(kind="Widget", api_version="example.com/v1alpha1")
+    with pytest.raises(ScaleRefused, match="has no /scale") as err:
+        scaler.capacity(widget, NOW)
+    assert err.value.reason == "NoScaleSubresource"
+    _install_widgets(kube_server)
+    assert scaler.capacity(widget, NOW).current == 2
+    assert scaler.apply(widget, 3, NOW).status is ApplyStatus.APPLIED
+
+
 def test_target_deleted_between_read_and_write(
     kube_server: KubeServer, scaler: KubernetesScaler
 ) -> None:
