@@ -210,6 +210,11 @@ def load_scenario(path: str | Path) -> Scenario:
         doc = yaml.safe_load(p.read_text())
     except OSError as exc:
         raise SpecError(f"{p}: cannot read: {exc}", [("", f"cannot read file: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        raise SpecError(
+            f"{p}: cannot read: {reason}", [("", f"cannot read file: {reason}")]
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{p}: invalid YAML: {exc}", [("", f"invalid YAML: {exc}")]) from None
     spec = parse_scenario(doc)

@@ -136,3 +136,16 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
     p.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(SpecError, match="mapping"):
         load_scenario(p)
+
+
+def test_a_binary_scenario_file_is_a_spec_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(SpecError, match="not UTF-8 text"):
+        load_scenario(p)
+    assert simulate_command(p, None, None, None, None) == 1
+    assert (
+        f"{p}: cannot read file: not UTF-8 text (byte 0xff at offset 0)" in capsys.readouterr().err
+    )
