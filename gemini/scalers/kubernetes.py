@@ -393,19 +393,24 @@ class KubernetesScaler:
         for item in hpas or []:
             if targets(item, k.api_version, k.kind, k.name, default_kind=None):
                 owners.append(f"HorizontalPodAutoscaler {_name(item)}")
-        if self._keda_installed(now):
+        if self._keda_installed(ref, now):
             keda_path = f"/apis/{KEDA_API_VERSION}/namespaces/{ref.namespace}/scaledobjects"
             for item in self._list(ref, now, keda_path, "keda.sh", "scaledobjects") or []:
                 if targets(item, k.api_version, k.kind, k.name, default_kind="Deployment"):
                     owners.append(f"KEDA ScaledObject {_name(item)}")
         return owners
 
-    def _keda_installed(self, now: datetime) -> bool:
+    def _keda_installed(self, ref: TargetRef, now: datetime) -> bool:
         with self._lock:
             known = self._keda
         if known is not None and timedelta(0) <= now - known[0] < self.keda_check:
             return known[1]
-        installed = self.discovery.served(KEDA_API_VERSION)
+        try:
+            installed = self.discovery.served(KEDA_API_VERSION)
+        except Exception as exc:  # cannot tell: a read failure of this target, not a crash
+            raise _read_error(
+                ref, kubeclient.describe(exc), "get", f"{KEDA_API_VERSION} discovery"
+            ) from None
         with self._lock:
             self._keda = (now, installed)
         return installed

@@ -414,6 +414,21 @@ def test_server_error_is_a_scale_error(kube_server: KubeServer, scaler: Kubernet
     )
 
 
+def test_failed_keda_discovery_is_a_scale_error_not_an_exception(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    # Whether KEDA is installed cannot be told: do not act, and say why in a short message.
+    kube_server.put_object(deployment("web", replicas=2))
+    kube_server.fail_next("/apis/keda.sh/v1alpha1", 503, method="GET", count=2)
+    with pytest.raises(ScaleError) as err:
+        scaler.capacity(ref(), NOW)
+    assert err.value.reason == "TargetReadFailed"
+    assert "keda.sh/v1alpha1" in str(err.value) and "HTTP response headers" not in str(err.value)
+    result = scaler.apply(ref(), 3, NOW)
+    assert (result.status, result.reason) == (ApplyStatus.FAILED, "TargetReadFailed")
+    assert _spec_replicas(kube_server, "Deployment") == 2
+
+
 # -- HPA and KEDA conflicts ------------------------------------------------------------------------
 
 
