@@ -1,7 +1,7 @@
 """The demo's own load series: generated, deterministic, documented.
 
 Shape (per simulated day): a base of `base` messages/s, a daily cycle peaking at 14:00 UTC at
-`base x peak_factor`, a quieter night (x 0.25 at 03:00), a weekday/weekend difference (weekends
+`base x peak_factor`, a quieter night (x 0.25 at 02:00), a weekday/weekend difference (weekends
 at 60 %), and bursts: every `burst_every` hours a 10-minute batch job adds `burst_factor x base`.
 Noise is seeded, so every run of the demo replays the same series. No third-party trace is
 shipped with the package (recorded traces live outside the repository).
