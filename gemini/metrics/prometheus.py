@@ -168,20 +168,23 @@ def _sample(query: str, data: Any, now: datetime) -> Sample:
         if not result:
             raise MetricError("empty", f"query {query!r} returned an empty vector")
         if len(result) > 1:
-            labels = ", ".join(str(r.get("metric", {})) for r in result[:3])
+            labels = ", ".join(
+                str(r.get("metric", {}) if isinstance(r, dict) else r) for r in result[:3]
+            )
             raise MetricError(
                 "invalid",
                 f"query {query!r} returned {len(result)} series ({labels}, ...); aggregate it "
                 "to one (e.g. sum(...))",
             )
-        pair = result[0].get("value")
+        pair = result[0].get("value") if isinstance(result[0], dict) else None
     else:
         raise MetricError("invalid", f"query {query!r} returned a {kind}; need scalar or vector")
     try:
         ts, raw = float(pair[0]), float(pair[1])
-    except (TypeError, ValueError, IndexError):
+        when = datetime.fromtimestamp(ts, UTC)
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError, OSError):
         raise MetricError("invalid", f"malformed sample {pair!r} for {query!r}") from None
     if not math.isfinite(raw):
         raise MetricError("invalid", f"query {query!r} returned {raw}")
-    at = min(datetime.fromtimestamp(ts, UTC), now)
+    at = min(when, now)
     return Sample(at, raw)

@@ -123,6 +123,27 @@ def stub() -> Iterator[QueryStub]:
             "deadline",
             id="slow-answer",
         ),
+        pytest.param(
+            200,
+            {"status": "success", "data": {"resultType": "vector", "result": ["x"]}},
+            0.0,
+            "invalid",
+            id="vector-of-strings",
+        ),
+        pytest.param(
+            200,
+            {"status": "success", "data": {"resultType": "vector", "result": [{"value": 1}, 2]}},
+            0.0,
+            "invalid",
+            id="two-malformed-series",
+        ),
+        pytest.param(
+            200,
+            {"status": "success", "data": {"resultType": "scalar", "result": [1e300, "2"]}},
+            0.0,
+            "invalid",
+            id="timestamp-out-of-range",
+        ),
     ],
 )
 def test_http_failures_are_typed(
