@@ -61,6 +61,9 @@ class RecordedSource:
         except SpecError as exc:
             kind = "not_found" if "no such" in str(exc) else "invalid"
             return Observation.failed(name, kind, str(exc))
+        except Exception as exc:  # unreadable: a directory, not Parquet, no timestamp column
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return Observation.failed(name, "invalid", f"{cfg.file}: cannot read: {first}")
         if len(trace) == 0:
             return Observation.failed(name, "empty", f"{cfg.file}: trace has no rows")
         lookback = max(req.metric.window_seconds, DEFAULT_LOOKBACK_SECONDS)

@@ -79,11 +79,24 @@ def test_recorded_caches_per_file_and_reloads_on_change(tmp_path: Path) -> None:
 def test_recorded_errors_are_values(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,value\n2026-01-01T00:00:00Z,abc\n")
+    (tmp_path / "dir.csv").mkdir()
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    good = trace_file(tmp_path, [1, 2])
     out = RecordedSource().fetch(
-        [request("a", rec(tmp_path / "nope.csv")), request("b", rec(bad))], NOW
+        [
+            request("a", rec(tmp_path / "nope.csv")),
+            request("b", rec(bad)),
+            request("c", rec(tmp_path / "dir.csv")),
+            request("d", rec(tmp_path / "junk.parquet")),
+            request("e", rec(good)),
+        ],
+        NOW,
     )
-    assert [o.error_kind for o in out] == ["not_found", "invalid"]
+    # an unreadable file fails its own metric only, never the other recorded reads
+    assert [o.error_kind for o in out] == ["not_found", "invalid", "invalid", "invalid", None]
     assert "row 2" in (out[1].error or "")
+    assert "Is a directory" in (out[2].error or "")
+    assert "Parquet" in (out[3].error or "")
 
 
 def test_recorded_relative_paths_and_real_trace() -> None:
