@@ -119,6 +119,7 @@ def controller_command(
         return 1
 
     sink: Any = writer
+    publisher: Any = None
     topic = os.environ.get("GEMINI_DECISIONS_TOPIC")
     if topic:
         # Downstream consumers: one JSON message per applied decision, ordered per policy.
@@ -126,7 +127,8 @@ def controller_command(
         from gemini.store.pubsub_sink import PubSubSink
 
         try:
-            sink = loop.Fanout(writer, PubSubSink(topic))
+            publisher = PubSubSink(topic)
+            sink = loop.Fanout(writer, publisher)
         except ValueError as exc:
             print(f"gemini controller: GEMINI_DECISIONS_TOPIC: {exc}", file=sys.stderr)
             return 1
@@ -207,6 +209,11 @@ def controller_command(
     ctrl.stop(timeout=lease.renew_deadline)
     if writer is not None:
         writer.close()
+    if publisher is not None:
+        try:
+            publisher.close(timeout=5.0)  # publish what is still batched
+        except Exception as exc:
+            log.warning("closing the decisions topic publisher failed", error=str(exc))
     http.stop()
     log.info("controller stopped", identity=identity)
     return 0
