@@ -417,7 +417,14 @@ def evaluate_command(
         for line in bad:
             print(line, file=sys.stderr)
         return 1
-    decision = evaluate(policy, current, values, now)
+    try:
+        decision = evaluate(policy, current, values, now)
+    except OverflowError:  # the policy's windows reach back before year 1
+        print(
+            f"--now {now_text!r}: too early (the policy's windows start before year 1)",
+            file=sys.stderr,
+        )
+        return 1
     if as_json:
         print(json.dumps(evaluate_json(decision)))
     else:

@@ -487,6 +487,11 @@ def test_text_output(tmp_path: Path) -> None:
         pytest.param(["--metric", "rps"], "expected NAME=VALUE", id="no-equals"),
         pytest.param(["--metric", "rps=lots"], "--metric rps:", id="bad-value"),
         pytest.param(["--now", "yesterday"], "--now 'yesterday'", id="bad-now"),
+        pytest.param(
+            ["--metric", "rps=5", "--now", "0001-01-01T00:00:00Z"],
+            "--now '0001-01-01T00:00:00Z': too early",
+            id="now-in-year-1",
+        ),
     ],
 )
 def test_bad_input_names_the_flag(tmp_path: Path, args: list[str], message: str) -> None:
