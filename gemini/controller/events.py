@@ -81,7 +81,7 @@ class EventRecorder:
                 seen.last_sent = now
                 count, ev_name = seen.count, seen.name
             else:
-                count, ev_name = 1, _event_name(name, key)
+                count, ev_name = 1, _event_name(name, key, now)
                 self._seen[key] = _Seen(ev_name, namespace, 1, now)
                 while len(self._seen) > self._max_keys:
                     self._seen.popitem(last=False)
@@ -148,6 +148,10 @@ class EventRecorder:
                 raise
 
 
-def _event_name(name: str, key: tuple[str, str, str, str]) -> str:
+def _event_name(name: str, key: tuple[str, str, str, str], first: datetime) -> str:
+    """Unique per first occurrence (as client-go's `<name>.<hex nanoseconds>`): a recorder that
+    does not remember an Event (a restart, a failover, a key pushed out of its memory) creates a
+    new one instead of colliding with the old one's name and losing the occurrence."""
     digest = hashlib.sha256("\x00".join(key).encode()).hexdigest()[:10]
-    return f"{name[:200]}.{digest}"
+    micros = int(first.timestamp() * 1_000_000)
+    return f"{name[:200]}.{digest}.{micros:x}"
