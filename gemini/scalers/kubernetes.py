@@ -215,7 +215,8 @@ class KubernetesScaler:
         ready = status_replicas
         if workload is not None:
             status = workload.get("status") or {}
-            if "readyReplicas" in status or ref_kind(ref) in ("Deployment", "StatefulSet"):
+            # apps workloads omit `readyReplicas` when none is ready (omitempty)
+            if "readyReplicas" in status or (res.group, res.kind) in SELF_DESCRIBING:
                 ready = int(status.get("readyReplicas") or 0)
             detail["readyReplicas"] = ready
             rollout, why = rollout_in_progress(workload, current)

@@ -197,6 +197,18 @@ def test_ready_replicas_come_from_the_workload_status(
     assert cap.detail["statusReplicas"] == 4
 
 
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "ReplicaSet"])
+def test_no_ready_replicas_field_means_none_ready(
+    kube_server: KubeServer, scaler: KubernetesScaler, kind: str
+) -> None:
+    # The API server leaves out `readyReplicas: 0` (omitempty) for every apps workload.
+    obj = {**deployment("web", replicas=3, ready=0), "kind": kind}
+    del obj["status"]["readyReplicas"]
+    kube_server.put_object(obj)
+    cap = scaler.capacity(ref(kind=kind), NOW)
+    assert (cap.current, cap.ready) == (3, 0)
+
+
 def test_ready_falls_back_to_scale_status_without_workload_read(
     kube_server: KubeServer, scaler: KubernetesScaler
 ) -> None:
