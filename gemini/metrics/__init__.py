@@ -97,10 +97,29 @@ class RoutingReader:
                     Observation.failed(r.metric.name, "error", f"{kind} source failed: {exc}")
                     for r in batch
                 ]
+            if len(results) != len(batch):  # a source bug: fail its requests, not the read
+                results = [
+                    Observation.failed(
+                        r.metric.name,
+                        "error",
+                        f"{kind} source returned {len(results)} results for {len(batch)} requests",
+                    )
+                    for r in batch
+                ]
             for i, obs in zip(idxs, results, strict=True):
                 out[i] = obs
-        return [o if o is not None else Observation.failed("?", "error", "no result") for o in out]
+        return [
+            o if o is not None else Observation.failed(r.metric.name, "error", "no result")
+            for o, r in zip(out, requests, strict=True)
+        ]
 
     def close(self) -> None:
+        """Close every source; one that fails to close does not keep the others open."""
+        errors: list[Exception] = []
         for src in self._sources.values():
-            src.close()
+            try:
+                src.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
