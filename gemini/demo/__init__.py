@@ -12,6 +12,7 @@ than real time. What is not simulated: the Kubernetes watch, status writes and l
 
 from __future__ import annotations
 
+import shutil
 import signal
 import tempfile
 import threading
@@ -184,6 +185,7 @@ class Demo:
                 "bigtable": SimulatedScaler(self.world.bigtable),
             }
         )
+        self.tmpdir: str | None = None
         if db_url is None:
             self.tmpdir = tempfile.mkdtemp(prefix="gemini-demo-")
             db_url = f"sqlite:///{self.tmpdir}/decisions.sqlite"
@@ -253,7 +255,11 @@ def demo_command(port: int, speed: float, duration: float | None) -> int:
         demo.start()
     except RuntimeError as exc:
         print(f"gemini demo: {exc}", flush=True)
+        demo.scheduler.stop(timeout=2)
         demo.writer.close(timeout=2)
+        demo.store.close()
+        if demo.tmpdir is not None:  # nothing was recorded: leave no empty database behind
+            shutil.rmtree(demo.tmpdir, ignore_errors=True)
         return 1
     url = f"http://127.0.0.1:{demo.port}/"
     print(f"gemini demo: dashboard at {url}  (decisions in {demo.db_url})", flush=True)

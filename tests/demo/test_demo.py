@@ -166,3 +166,14 @@ def test_screenshot_of_the_demo_dashboard() -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert (ARTIFACTS / "demo-dashboard.png").stat().st_size > 10_000
+
+
+def test_port_in_use_is_a_clear_error_and_leaves_nothing_behind() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = start_demo(port, "--duration", "5")
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "gemini demo:" in out
