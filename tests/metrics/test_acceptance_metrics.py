@@ -5,9 +5,6 @@ ours: the naive one (tests/fakes/naive_monitoring.py) in several of its plausibl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,28 +12,9 @@ from typing import Any
 import pytest
 
 from tests.fakes.naive_monitoring import NaiveMetricService, NaiveServer
+from tests.metrics.cli_support import AGE, BACKLOG, CPU, WORKER_AND_STORE, run_cli
 
-BACKLOG = "pubsub.googleapis.com/subscription/num_undelivered_messages"
-AGE = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"
-CPU = "bigtable.googleapis.com/cluster/cpu_load"
-
-POLICIES = """\
-apiVersion: autoscaling.gemini.dev/v1alpha1
-kind: ScalingPolicy
-metadata: {name: worker, namespace: jobs}
-spec:
-  target: {kubernetes: {name: worker}}
-  minReplicas: 1
-  maxReplicas: 50
-  metrics:
-    - name: backlog
-      source: {pubsub: {subscription: projects/acme/subscriptions/orders}}
-      target: {type: AverageValue, averageValue: 100}
-      maxAgeSeconds: 180
-    - name: age
-      source: {pubsub: {subscription: projects/acme/subscriptions/orders,
-                        metric: oldest_unacked_message_age}}
-      target: {type: Value, value: 600}
+EXTRA = """\
 ---
 apiVersion: autoscaling.gemini.dev/v1alpha1
 kind: ScalingPolicy
@@ -52,19 +30,6 @@ spec:
 ---
 apiVersion: autoscaling.gemini.dev/v1alpha1
 kind: ScalingPolicy
-metadata: {name: store}
-spec:
-  target: {bigtable: {project: acme, instance: main, cluster: main-c1}}
-  minReplicas: 3
-  maxReplicas: 30
-  metrics:
-    - name: cpu
-      source: {bigtable: {project: acme, instance: main, cluster: main-c1}}
-      target: {type: Utilization, averageUtilization: 60}
-      maxAgeSeconds: 600
----
-apiVersion: autoscaling.gemini.dev/v1alpha1
-kind: ScalingPolicy
 metadata: {name: archive}
 spec:
   target: {bigtable: {project: acme, instance: main, cluster: main-c2}}
@@ -75,6 +40,7 @@ spec:
       source: {bigtable: {project: acme, instance: main, cluster: main-c2}}
       target: {type: Utilization, averageUtilization: 60}
 """
+POLICIES = WORKER_AND_STORE + EXTRA
 
 EXPECTED = {
     ("jobs/worker", "backlog"): 4321.0,
@@ -105,11 +71,6 @@ def seed(svc: NaiveMetricService, now: datetime, *, resource_type: bool, skew: f
         labels = {"project": "acme", "instance": "main", "cluster": cluster, "zone": zone}
         svc.add("acme", CPU, labels, [(at(75), 0.99), (at(newest_age), load)],
                 resource_type=bt_type)  # fmt: skip
-
-
-def gemini_cli() -> list[str]:
-    script = Path(sys.executable).with_name("gemini")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gemini"]
 
 
 @pytest.mark.parametrize(
@@ -147,14 +108,7 @@ def test_gemini_metrics_json_against_a_naive_server(
     policy = tmp_path / "policies.yaml"
     policy.write_text(POLICIES)
     with NaiveServer(svc) as server:
-        env = {**os.environ, "GEMINI_MONITORING_ENDPOINT": server.endpoint}
-        proc = subprocess.run(
-            [*gemini_cli(), "metrics", "--policy", str(policy), "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        proc = run_cli(["metrics", "--policy", str(policy), "--json"], server.endpoint)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     got = {(r["policy"], r["name"]): r for r in rows}

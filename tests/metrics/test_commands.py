@@ -4,9 +4,6 @@ including the acceptance check run as a subprocess with GEMINI_MONITORING_ENDPOI
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,48 +13,9 @@ from google.api import metric_pb2
 from gemini.metrics import commands
 from gemini.series import read_trace
 from tests.fakes.monitoring import FakeMetricService, MonitoringServer, parse_filter
+from tests.metrics.cli_support import BACKLOG, CPU, WORKER_AND_STORE, run_cli
 
-BACKLOG = "pubsub.googleapis.com/subscription/num_undelivered_messages"
-CPU = "bigtable.googleapis.com/cluster/cpu_load"
-
-POLICIES = """\
-apiVersion: autoscaling.gemini.dev/v1alpha1
-kind: ScalingPolicy
-metadata: {name: worker, namespace: jobs}
-spec:
-  target: {kubernetes: {name: worker}}
-  minReplicas: 1
-  maxReplicas: 50
-  metrics:
-    - name: backlog
-      source: {pubsub: {subscription: projects/acme/subscriptions/orders}}
-      target: {type: AverageValue, averageValue: 100}
-      maxAgeSeconds: 180
-    - name: age
-      source: {pubsub: {subscription: projects/acme/subscriptions/orders,
-                        metric: oldest_unacked_message_age}}
-      target: {type: Value, value: 600}
----
-apiVersion: autoscaling.gemini.dev/v1alpha1
-kind: ScalingPolicy
-metadata: {name: store}
-spec:
-  target: {bigtable: {project: acme, instance: main, cluster: main-c1}}
-  minReplicas: 3
-  maxReplicas: 30
-  metrics:
-    - name: cpu
-      source: {bigtable: {project: acme, instance: main, cluster: main-c1}}
-      target: {type: Utilization, averageUtilization: 60}
-      maxAgeSeconds: 600
-"""
-
-
-def run_cli(args: list[str], endpoint: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GEMINI_MONITORING_ENDPOINT": endpoint}
-    return subprocess.run(
-        [sys.executable, "-m", "gemini", *args], capture_output=True, text=True, env=env, timeout=60
-    )
+POLICIES = WORKER_AND_STORE
 
 
 def seed(svc: FakeMetricService, now: datetime) -> None:
