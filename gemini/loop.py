@@ -87,12 +87,13 @@ def tick_batch(
     sink: DecisionSink | None = None,
 ) -> list[TickResult]:
     """Evaluate several policies at one instant with one batched metric read."""
-    capacities: list[object] = []
+    capacities: list[Capacity | ScaleError] = []
     requests: list[MetricRequest] = []
     spans: list[tuple[int, int]] = []
     for policy, _state in items:
+        ref, reqs = _prepared(policy)
         try:
-            capacities.append(scaler.capacity(target_ref(policy), now))
+            capacities.append(scaler.capacity(ref, now))
         except ScaleError as exc:
             capacities.append(exc)
         except Exception as exc:  # unexpected: still only this policy's problem
@@ -100,7 +101,6 @@ def tick_batch(
         if isinstance(capacities[-1], ScaleError):
             spans.append((len(requests), len(requests)))
             continue
-        reqs = _prepared(policy)[1]
         spans.append((len(requests), len(requests) + len(reqs)))
         requests.extend(reqs)
 
@@ -110,7 +110,6 @@ def tick_batch(
         if isinstance(cap, ScaleError):
             results.append(TickResult(policy.key, state, error=cap.reason, error_message=str(cap)))
             continue
-        assert isinstance(cap, Capacity)
         decision, new_state = engine.decide(
             policy.spec, state, observations[lo:hi], cap, now, policy=policy.key
         )
