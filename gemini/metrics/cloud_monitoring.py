@@ -153,9 +153,14 @@ def _label(series: Any, name: str) -> str | None:
     return None
 
 
+# The helpers below read raw protobuf messages (`_list` unwraps the library's proto-plus
+# wrappers once per page): attribute access on the wrappers costs ~10x more, and a batch of
+# thousands of series spends most of its CPU there.
+
+
 def _point_value(point: Any) -> float:
     value = point.value
-    which = type(value).pb(value).WhichOneof("value")
+    which = value.WhichOneof("value")
     if which == "double_value":
         return float(value.double_value)
     if which == "int64_value":
@@ -169,18 +174,20 @@ def _point_value(point: Any) -> float:
 
 def _point_time(point: Any) -> datetime:
     """A point's end time; a server that set only `start_time` gets that instead."""
-    at = _as_utc(point.interval.end_time)
-    if at.timestamp() == 0:
-        start = _as_utc(point.interval.start_time)
-        if start.timestamp() != 0:
-            return start
-    return at
+    end = point.interval.end_time
+    if end.seconds == 0 and end.nanos == 0:
+        start = point.interval.start_time
+        if start.seconds != 0 or start.nanos != 0:
+            return _as_utc(start)
+    return _as_utc(end)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _as_utc(ts: Any) -> datetime:
-    if isinstance(ts, datetime):
-        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    raise MetricError("invalid", f"unexpected timestamp {ts!r}")
+    """A `google.protobuf.Timestamp` as an aware UTC datetime (to the microsecond)."""
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 
 def classify(exc: BaseException) -> MetricError:
@@ -556,7 +563,7 @@ class MonitoringReader:
                 request=request, retry=None, timeout=min(self.timeout_seconds, remaining)
             )
             page = next(iter(response.pages))
-            out.extend(page.time_series)
+            out.extend(type(page).pb(page).time_series)  # raw messages: see `_point_value`
             seen.add(token)
             token = page.next_page_token
             if not token or token in seen:  # no more pages (or a server repeating itself)
@@ -569,7 +576,7 @@ def _distinct(series: list[Any]) -> list[Any]:
     seen: set[bytes] = set()
     out: list[Any] = []
     for s in series:
-        key = type(s).pb(s).SerializeToString(deterministic=True)
+        key = s.SerializeToString(deterministic=True)
         if key not in seen:
             seen.add(key)
             out.append(s)

@@ -7,7 +7,10 @@ the object for Deployments, StatefulSets and ReplicaSets; `/scale` plus the obje
 kinds), refusing a
 target that an HPA or a KEDA ScaledObject already scales, and writing `spec.replicas` through
 `/scale` with optimistic concurrency (a 409 re-reads and retries a bounded number of times; the
-write always carries the resourceVersion it read, so it never blind-overwrites).
+write always carries the resourceVersion it read, so it never blind-overwrites). An `apply` at
+the same `now` as a `capacity` read writes with that read's resourceVersion instead of reading
+`/scale` again: one request per scale instead of two, and a change made in between still
+answers 409 (then re-read).
 Must not import `gemini.metrics`.
 """
 
@@ -89,6 +92,9 @@ class KubernetesScaler:
         # Workloads listed by `prefetch`, per batch instant: {now: {(namespace, path): {name: obj}}}
         self._listed: dict[datetime, dict[tuple[str, str], dict[str, dict[str, Any]]]] = {}
         self._forbidden_lists: dict[tuple[str, str], datetime] = {}
+        # The /scale view each `capacity` read saw, per batch instant, for `apply` at that same
+        # instant: {now: {(namespace, path): scale}}
+        self._read: dict[datetime, dict[tuple[str, str], dict[str, Any]]] = {}
 
     # -- protocol ----------------------------------------------------------------------------
 
@@ -195,7 +201,36 @@ class KubernetesScaler:
             scale = self._get_scale(ref, res, name)
             if (res.group, res.kind) not in SELF_DESCRIBING:
                 workload = self._get_workload(ref, res, name)
+        self._remember(ref, res, name, now, scale)
         return self._capacity(ref, now, res, scale, workload)
+
+    def _remember(
+        self,
+        ref: TargetRef,
+        res: kubeclient.Resource,
+        name: str,
+        now: datetime,
+        scale: Mapping[str, Any],
+    ) -> None:
+        if not (scale.get("metadata") or {}).get("resourceVersion"):
+            return  # nothing to guard a write with: `apply` reads /scale itself
+        key = (ref.namespace, res.path(ref.namespace, name, "scale"))
+        with self._lock:
+            batch = self._read.get(now)
+            if batch is None:
+                batch = self._read[now] = {}
+                for old in sorted(self._read)[:-4]:  # a few overlapping batches at most
+                    del self._read[old]
+            batch[key] = dict(scale)
+
+    def _take_read(
+        self, ref: TargetRef, res: kubeclient.Resource, name: str, now: datetime
+    ) -> dict[str, Any] | None:
+        """The `/scale` view `capacity(ref, now)` read, once (a retry after a 409 reads anew)."""
+        key = (ref.namespace, res.path(ref.namespace, name, "scale"))
+        with self._lock:
+            batch = self._read.get(now)
+            return batch.pop(key, None) if batch else None
 
     def _capacity(
         self,
@@ -239,7 +274,9 @@ class KubernetesScaler:
             return ApplyResult(ApplyStatus.FAILED, 0, INVALID, f"desired replicas {desired} < 0")
         try:
             res, name = self._resolve(ref)
-            scale = self._get_scale(ref, res, name)
+            # The capacity read at this instant (its resourceVersion guards the write), else a
+            # fresh read.
+            scale = self._take_read(ref, res, name, now) or self._get_scale(ref, res, name)
             if self.check_conflicts:
                 owners = self._owners(ref, now)
                 if owners:

@@ -314,6 +314,63 @@ def test_a_real_concurrent_writer_is_never_overwritten_blindly(kube_server: Kube
     assert [r.status for r in kube_server.requests("PUT", SCALE_PATH)] == [409]
 
 
+@pytest.mark.parametrize(
+    ("kind", "api_version", "setup", "scale_path"),
+    [
+        pytest.param(
+            "Deployment",
+            "apps/v1",
+            lambda s: s.put_object(deployment("web", replicas=2)),
+            SCALE_PATH,
+            id="deployment",
+        ),
+        pytest.param(
+            "Widget",
+            "example.com/v1alpha1",
+            _install_widgets,
+            "/apis/example.com/v1alpha1/namespaces/default/widgets/web/scale",
+            id="custom-resource",
+        ),
+    ],
+)
+def test_apply_after_capacity_at_the_same_instant_writes_with_that_read(
+    kube_server: KubeServer,
+    scaler: KubernetesScaler,
+    kind: str,
+    api_version: str,
+    setup: Any,
+    scale_path: str,
+) -> None:
+    setup(kube_server)
+    target = ref(kind=kind, api_version=api_version)
+    scaler.capacity(target, NOW)
+    gets_before = len(kube_server.requests("GET", scale_path))
+    result = scaler.apply(target, 4, NOW)
+    assert (result.status, result.replicas) == (ApplyStatus.APPLIED, 4)
+    assert len(kube_server.requests("GET", scale_path)) == gets_before  # no second read
+    assert [r.status for r in kube_server.requests("PUT", scale_path)] == [200]
+    # The read is used once: a later apply at the same instant reads afresh.
+    assert scaler.apply(target, 5, NOW).status is ApplyStatus.APPLIED
+    assert len(kube_server.requests("GET", scale_path)) == gets_before + 1
+    # Another instant never uses it either.
+    scaler.capacity(target, NOW)
+    gets_before = len(kube_server.requests("GET", scale_path))
+    scaler.apply(target, 6, NOW + timedelta(seconds=15))
+    assert len(kube_server.requests("GET", scale_path)) == gets_before + 1
+
+
+def test_a_change_between_capacity_and_apply_is_a_real_409_then_a_re_read(
+    kube_server: KubeServer, scaler: KubernetesScaler
+) -> None:
+    kube_server.put_object(deployment("web", replicas=2))
+    assert scaler.capacity(ref(), NOW).current == 2
+    kube_server.put_object(deployment("web", replicas=3))  # someone else scales in between
+    result = scaler.apply(ref(), 5, NOW)
+    assert (result.status, result.replicas) == (ApplyStatus.APPLIED, 5)
+    assert [r.status for r in kube_server.requests("PUT", SCALE_PATH)] == [409, 200]
+    assert len(kube_server.requests("GET", SCALE_PATH)) == 1  # the re-read after the 409
+
+
 # -- missing, forbidden -------------------------------------------------------------------------
 
 
