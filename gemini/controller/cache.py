@@ -55,6 +55,24 @@ def key_of(raw: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
 
 
+# What a status write changes in metadata; the controller reads none of it from the parsed policy.
+_VOLATILE_META = frozenset({"resourceVersion", "managedFields"})
+
+
+def _parsed_alike(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `parse_policy` would see the same document in both (status aside)."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    if {k: v for k, v in old.items() if k not in ("status", "metadata")} != {
+        k: v for k, v in new.items() if k not in ("status", "metadata")
+    }:
+        return False
+    om, nm = _meta(old), _meta(new)
+    return {k: v for k, v in om.items() if k not in _VOLATILE_META} == {
+        k: v for k, v in nm.items() if k not in _VOLATILE_META
+    }
+
+
 def build_entry(raw: Mapping[str, Any], previous: Entry | None) -> Entry:
     """Parse `raw`. The state is kept from `previous` when this process has been evaluating the
     policy (its own state is the newest); otherwise it is restored from `status.state`, which the
@@ -62,11 +80,15 @@ def build_entry(raw: Mapping[str, Any], previous: Entry | None) -> Entry:
     meta = _meta(raw)
     policy: ScalingPolicy | None = None
     error: SpecError | None = None
-    doc = dict(raw)
-    try:
-        policy = parse_policy(doc)
-    except SpecError as exc:
-        error = exc
+    if previous is not None and _parsed_alike(previous.raw, raw):
+        # A status write (ours, most of the time) changed only what the parse does not keep:
+        # no second validation of an unchanged spec.
+        policy, error = previous.policy, previous.error
+    else:
+        try:
+            policy = parse_policy(dict(raw))
+        except SpecError as exc:
+            error = exc
     if previous is not None and previous.own_state:
         state = previous.state
     else:

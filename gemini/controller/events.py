@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gemini import kubeclient
 from gemini.clock import Clock, iso
 from gemini.policy.spec import API_VERSION, KIND
 
@@ -109,12 +110,13 @@ class EventRecorder:
         if count > 1:
             patch = {"count": count, "lastTimestamp": stamp}
             try:
-                self._api.patch_namespaced_event(
-                    ev_name,
-                    namespace,
+                kubeclient.request(
+                    self._api.api_client,
+                    "PATCH",
+                    f"/api/v1/namespaces/{namespace}/events/{ev_name}",
                     patch,
-                    _request_timeout=self._timeout,
-                    _content_type="application/merge-patch+json",
+                    content_type="application/merge-patch+json",
+                    timeout=self._timeout,
                 )
                 return
             except ApiException as exc:
@@ -142,7 +144,15 @@ class EventRecorder:
             "reportingInstance": self._host or COMPONENT,
         }
         try:
-            self._api.create_namespaced_event(namespace, body, _request_timeout=self._timeout)
+            # The client's REST layer with a plain dict (the typed method would build a V1Event
+            # from the answer, which nobody reads).
+            kubeclient.request(
+                self._api.api_client,
+                "POST",
+                f"/api/v1/namespaces/{namespace}/events",
+                body,
+                timeout=self._timeout,
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise

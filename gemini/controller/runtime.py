@@ -182,6 +182,7 @@ class Controller:
         self.events = (
             EventRecorder(core_api, clock, host=identity) if core_api is not None else None
         )
+        self.workers = workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="eval")
         # Applies run here, each under its deadline, waited for by a worker of `pool`; a hung
         # one holds a thread of this pool only.
@@ -392,35 +393,50 @@ class Controller:
             wait([early], timeout=self.deadlines.capacity_seconds / 2)
             if early.done() and early.exception() is not None:
                 log.warning("prefetching targets failed: %s", early.exception())
-        futures: dict[str, Future[Capacity]] = {}
+        # Each target's read, kept as it ends (what is still missing at the deadline is late).
+        got: dict[str, Capacity | ScaleError] = {}
+
+        def read(e: Entry) -> None:
+            try:
+                cap: Capacity | ScaleError = self.scaler.capacity(loop.target_ref(_pol(e)), now)
+            except ScaleError as exc:
+                cap = exc
+            except Exception as exc:
+                cap = ScaleError(f"reading the target failed: {exc}", "FailedGetScale")
+            got[e.key] = cap
+
         first: dict[str, Entry] = {}
         for e in entries:
             first.setdefault(e.namespace, e)
-        for e in first.values():
-            futures[e.key] = self.pool.submit(self.scaler.capacity, loop.target_ref(_pol(e)), now)
-        wait(list(futures.values()), timeout=self.deadlines.capacity_seconds)
-        for e in entries:
-            if e.key not in futures:
-                futures[e.key] = self.pool.submit(
-                    self.scaler.capacity, loop.target_ref(_pol(e)), now
-                )
-        wait(list(futures.values()), timeout=max(0.0, deadline - time.monotonic()))
+        wait(
+            [self.pool.submit(read, e) for e in first.values()],
+            timeout=self.deadlines.capacity_seconds,
+        )
+        rest = iter([e for e in entries if first[e.namespace] is not e])
+        taking = threading.Lock()
+        stop = threading.Event()
+
+        def drain() -> None:
+            # Workers take the next target from one shared queue: most reads are lookups in what
+            # `prefetch` listed, where a future per target would cost more than the read, and a
+            # hung GET holds one worker while the others go on.
+            while not stop.is_set():
+                with taking:
+                    e = next(rest, None)
+                if e is None:
+                    return
+                read(e)
+
+        drains = [self.pool.submit(drain) for _ in range(self.workers)]
+        wait(drains, timeout=max(0.0, deadline - time.monotonic()))
+        stop.set()  # past the deadline: nothing more is started
         out: dict[str, Capacity | ScaleError] = {}
-        for key, fut in futures.items():
-            if not fut.done():
-                fut.cancel()
-                out[key] = ScaleError(
-                    f"reading the target took longer than {self.deadlines.capacity_seconds:g}s",
-                    "FailedGetScale",
-                )
-                continue
-            exc = fut.exception()
-            if isinstance(exc, ScaleError):
-                out[key] = exc
-            elif exc is not None:
-                out[key] = ScaleError(f"reading the target failed: {exc}", "FailedGetScale")
-            else:
-                out[key] = fut.result()
+        late = ScaleError(
+            f"reading the target took longer than {self.deadlines.capacity_seconds:g}s",
+            "FailedGetScale",
+        )
+        for e in entries:
+            out[e.key] = got.get(e.key, late)
         return out
 
     def _start_metrics(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gemini import kubeclient
 from gemini.clock import iso
 from gemini.errors import SpecError
 from gemini.loop import TickResult
@@ -362,17 +363,18 @@ class StatusWriter:
         from kubernetes.client.exceptions import ApiException
 
         body = {"status": dict(status)}
+        path = f"/apis/{API_GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         for attempt in range(self._retries):
             try:
-                out = self._api.patch_namespaced_custom_object_status(
-                    API_GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
+                # The client's REST layer with a plain dict: the typed method would validate its
+                # arguments and deserialize the answer, costing more CPU than the request.
+                out = kubeclient.request(
+                    self._api.api_client,
+                    "PATCH",
+                    path,
                     body,
-                    _request_timeout=self._timeout,
-                    _content_type="application/merge-patch+json",
+                    content_type="application/merge-patch+json",
+                    timeout=self._timeout,
                 )
                 return out if isinstance(out, Mapping) else None
             except ApiException as exc:

@@ -74,3 +74,26 @@ def test_listeners_see_changes_but_not_repeats() -> None:
     cache.upsert(obj("a", "1"))  # same resourceVersion: no change
     cache.delete("default/a")
     assert seen == [("default/a", True, False), ("default/a", False, True)]
+
+
+def test_a_status_only_change_keeps_the_parse_and_any_other_change_parses_again() -> None:
+    cache = PolicyCache()
+    first = cache.upsert(obj("a", "1"))
+    assert first.policy is not None
+    status_write = obj("a", "2", STATE)
+    status_write["metadata"]["managedFields"] = [{"manager": "gemini", "subresource": "status"}]
+    assert cache.upsert(status_write).policy is first.policy  # the same parse, not a new one
+    edited = obj("a", "3", STATE)
+    edited["spec"]["maxReplicas"] = 7
+    assert cache.upsert(edited).policy.spec.max_replicas == 7  # type: ignore[union-attr]
+    labelled = obj("a", "4", STATE)
+    labelled["metadata"]["labels"] = {"team": "x"}
+    got = cache.upsert(labelled).policy
+    assert got is not None and got.metadata.labels == {"team": "x"}
+    broken = obj("a", "5", STATE)
+    broken["spec"]["maxReplicas"] = -1
+    entry = cache.upsert(broken)
+    assert entry.policy is None and entry.error is not None
+    again = obj("a", "6", STATE)
+    again["spec"]["maxReplicas"] = -1
+    assert cache.upsert(again).error is entry.error  # still invalid, not parsed again
