@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gemini.simulate.runner import grid_of, hpa_default_policy, run_policy, score_run
 from gemini.simulate.scenario import load_scenario
+from gemini.simulate.scoring import lead_floor_counts
 
 
 def main(argv: list[str]) -> int:
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
         f"{s.slo_violation_minutes:.0f} |"
     )
     for hold in (0, 120, 210, 300):
-        held = [int(v) for v in window_max(oracle, 0, int(hold / step))]
+        held = lead_floor_counts(oracle, step, hold)
         print(f"| oracle holding capacity {hold} s | {score(held, held)[0]:.3f} | 0 |")
     startup = sc.spec.backend.startup_seconds
     lag = sc.spec.metrics.delay_seconds + sc.spec.metrics.sample_seconds / 2

@@ -15,6 +15,7 @@ to recover, and the baseline policies. Pure arithmetic over `Run` records; must 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,30 @@ def oracle_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -
     ready = [c * capacity_per_unit for c in counts]
     age = [0.0] * len(counts) if slo.max_age_seconds is not None else None
     return Run("oracle", "baseline", grid, counts, ready, age, _events(grid, counts))
+
+
+def lead_floor_counts(oracle: list[int], step: float, lead_seconds: float) -> list[int]:
+    """The least capacity any policy without violations must pay when a unit serves only
+    `lead_seconds` after it is created (and capacity is counted from creation): a unit needed
+    at step k exists from k - lead, so at step j at least max(oracle[j .. j + lead/step]) units
+    exist. A lower bound even with perfect foresight (not a policy: it never violates)."""
+    ahead = int(lead_seconds / step + 1e-9) if step > 0 else 0
+    if ahead <= 0:
+        return list(oracle)
+    out: list[int] = []
+    window: deque[int] = deque()  # indexes of decreasing values: a sliding-window maximum
+    n = len(oracle)
+    nxt = 0
+    for j in range(n):
+        while nxt < n and nxt <= j + ahead:
+            while window and oracle[window[-1]] <= oracle[nxt]:
+                window.pop()
+            window.append(nxt)
+            nxt += 1
+        while window[0] < j:
+            window.popleft()
+        out.append(oracle[window[0]])
+    return out
 
 
 def static_peak_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> Run:

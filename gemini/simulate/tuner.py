@@ -35,7 +35,7 @@ from gemini.simulate.runner import (
     slo_of,
 )
 from gemini.simulate.scenario import Range, Scenario
-from gemini.simulate.scoring import Score, oracle_counts
+from gemini.simulate.scoring import Score, lead_floor_counts, oracle_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +214,8 @@ class TuneResult:
     budget: float
     train_step: float
     feasible: bool
+    # The held-back part's no-violation floor (`no_violation_floor`), or None.
+    floor: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -225,6 +227,7 @@ class TuneResult:
             "sloBudgetMinutes": round(self.budget, 4),
             "trainStepSeconds": self.train_step,
             "feasible": self.feasible,
+            **({"noViolationFloor": self.floor} if self.floor is not None else {}),
             "best": {
                 "policy": doc,
                 "params": self.params,
@@ -236,6 +239,23 @@ class TuneResult:
                 for name, parts in self.baselines.items()
             },
         }
+
+
+def no_violation_floor(scenario: Scenario, grid: Grid) -> dict[str, float] | None:
+    """What perfect foresight costs on `grid` (x oracle) when a replica serves only after the
+    scenario's start-up delay: no policy without violations can be cheaper. Deployments only
+    (a queue absorbs load in its backlog; a Bigtable node ramps up gradually, so one node
+    added early and two added late can both cover a rise: no simple bound)."""
+    if scenario.spec.backend.kind != "deployment":
+        return None
+    lead = scenario.spec.backend.startup_seconds
+    oracle = oracle_counts(grid, scenario.model.capacity_per_replica, slo_of(scenario), 0)
+    oracle = [max(scenario.model.floor, c) for c in oracle]
+    total = sum(oracle)
+    if total <= 0:
+        return None
+    held = lead_floor_counts(oracle, grid.step, lead)
+    return {"leadSeconds": lead, "oracleRatio": round(sum(held) / total, 4)}
 
 
 def _train_grid(scenario: Scenario, train: Grid) -> Grid:
@@ -364,6 +384,7 @@ def tune(
         budget=budget,
         train_step=train.step,
         feasible=bool(feasible),
+        floor=no_violation_floor(scenario, test),
     )
 
 

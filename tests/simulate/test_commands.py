@@ -139,6 +139,8 @@ def test_tune_writes_a_valid_manifest_and_json(tmp_path: Path) -> None:
         assert set(data["baselines"][name]) == {"train", "test"}
         assert {"capacityHours", "sloViolationMinutes"} <= set(data["baselines"][name]["test"])
     assert {"capacityHours", "sloViolationMinutes"} <= set(data["best"]["test"])
+    floor = data["noViolationFloor"]  # what a deployment's start-up costs on the held-back part
+    assert floor["leadSeconds"] == 60 and floor["oracleRatio"] >= 1.0
     # the held-back part is scored separately: the splits cover different spans
     assert data["best"]["train"]["capacityHours"] != data["best"]["test"]["capacityHours"]
     manifest = yaml.safe_load(pol.read_text())

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gemini.simulate.replay import Grid, Run
 from gemini.simulate.runner import simulate
 from gemini.simulate.scenario import load_scenario
-from gemini.simulate.scoring import Slo, oracle_run, score, static_peak_run
+from gemini.simulate.scoring import Slo, lead_floor_counts, oracle_run, score, static_peak_run
 from tests.simulate.helpers import write_scenario
 
 demands = st.lists(st.floats(0.0, 500.0, allow_nan=False), min_size=1, max_size=200)
@@ -157,3 +157,61 @@ def test_oracle_invariants_for_every_backend(
     if backend["kind"] == "bigtable":
         # 8 TB / (5 TB x 0.7) -> a floor of 3 nodes for every run
         assert all(min(r.count) >= 3 for r in out.runs)
+
+
+@pytest.mark.parametrize(
+    ("oracle", "step", "lead", "want"),
+    [
+        pytest.param([1, 3, 2, 1, 1], 15, 0, [1, 3, 2, 1, 1], id="no-lead-is-the-oracle"),
+        pytest.param([1, 3, 2, 1, 1], 15, 15, [3, 3, 2, 1, 1], id="one-step-ahead"),
+        pytest.param([1, 3, 2, 1, 1], 15, 30, [3, 3, 2, 1, 1], id="two-steps-ahead"),
+        pytest.param(
+            [1, 1, 1, 4, 1], 60, 120, [1, 4, 4, 4, 1], id="a-spike-is-paid-from-lead-before"
+        ),
+        pytest.param([2, 1], 15, 14, [2, 1], id="lead-below-a-step-rounds-down"),
+        pytest.param([], 15, 60, [], id="empty"),
+    ],
+)
+def test_lead_floor_by_hand(oracle: list[int], step: float, lead: float, want: list[int]) -> None:
+    assert lead_floor_counts(oracle, step, lead) == want
+
+
+@given(
+    st.lists(st.integers(0, 20), max_size=60),
+    st.sampled_from([15.0, 60.0]),
+    st.integers(0, 600),
+)
+@settings(max_examples=200, deadline=None)
+def test_lead_floor_is_the_forward_window_maximum(
+    oracle: list[int], step: float, lead: int
+) -> None:
+    ahead = int(lead / step + 1e-9)
+    got = lead_floor_counts(oracle, step, lead)
+    assert got == [max(oracle[j : j + ahead + 1]) for j in range(len(oracle))]
+    assert all(g >= o for g, o in zip(got, oracle, strict=True))
+
+
+def test_no_violation_floor_bounds_every_run_that_never_violates(tmp_path: Path) -> None:
+    from gemini.simulate.runner import grid_of
+    from gemini.simulate.tuner import no_violation_floor
+
+    scenario = load_scenario(write_scenario(tmp_path, backend={"startupSeconds": 300}))
+    grid = grid_of(scenario)
+    floor = no_violation_floor(scenario, grid)
+    assert floor is not None and floor["leadSeconds"] == 300 and floor["oracleRatio"] > 1.0
+    out = simulate(scenario)
+    oracle = next(s for s in out.scores if s.name == "oracle")
+    static = next(s for s in out.scores if s.name == "static-peak")
+    assert static.slo_violation_minutes == 0
+    assert static.capacity_hours >= floor["oracleRatio"] * oracle.capacity_hours - 1e-6
+    for s in out.scores:
+        if s.kind == "policy" and s.slo_violation_minutes == 0:
+            assert s.capacity_hours >= floor["oracleRatio"] * oracle.capacity_hours - 1e-6
+
+
+def test_no_violation_floor_is_only_claimed_for_deployments(tmp_path: Path) -> None:
+    from gemini.simulate.runner import grid_of
+    from gemini.simulate.tuner import no_violation_floor
+
+    queue = load_scenario(write_scenario(tmp_path, backend={"kind": "queue"}))
+    assert no_violation_floor(queue, grid_of(queue)) is None
