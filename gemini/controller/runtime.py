@@ -169,6 +169,7 @@ class Controller:
         watch_timeout_seconds: int = 300,
         identity: str = "gemini",
         status_refresh_seconds: float = 60.0,
+        invalid_retry_seconds: float = 5.0,
     ) -> None:
         self.clock = clock
         self.cache = PolicyCache()
@@ -199,6 +200,12 @@ class Controller:
         )
         self.cache.subscribe(self._on_change)
         self._invalid_reported: dict[str, tuple[int | None, str]] = {}
+        # A failed SpecInvalid status write is retried after these many seconds, doubling.
+        self.invalid_retry_seconds = invalid_retry_seconds
+        self.invalid_retry_max_seconds = 300.0
+        self._invalid_retries: dict[str, int] = {}
+        self._invalid_timers: dict[str, threading.Timer] = {}
+        self._stopping = False
         # Status writes: at once when anything visible changed, else every refresh interval.
         self.status_refresh_seconds = status_refresh_seconds
         self._written: dict[str, tuple[Any, datetime]] = {}
@@ -219,6 +226,9 @@ class Controller:
 
     def on_started_leading(self) -> None:
         self.telemetry.leader.set(1)
+        # Another leader may have written every status since we last did: what we remember
+        # having written says nothing about the objects now, so the first tick writes again.
+        self._written.clear()
         # Report invalid policies we have not reported as leader yet.
         for entry in self.cache.entries():
             if entry.error is not None:
@@ -240,6 +250,11 @@ class Controller:
                 self.telemetry.forget(old.namespace, old.name)
             self._invalid_reported.pop(key, None)
             self._written.pop(key, None)
+            with self._lock:
+                self._invalid_retries.pop(key, None)
+                timer = self._invalid_timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
             return
         if new.error is not None or new.policy is None:
             self.scheduler.unschedule(key)
@@ -272,9 +287,43 @@ class Controller:
             return
         now = self.clock.now()
         body = status_mod.invalid_status(entry.status, entry.generation, entry.error, now)
-        self._write_status(entry, body)
+        try:
+            self.status_writer.patch(entry.namespace, entry.name, body)
+        except Exception as exc:
+            # Nothing else would bring this back (the policy is not evaluated, and no watch
+            # event follows a failed write): try again later, with backoff.
+            self.telemetry.errors.labels("status_write").inc()
+            log.warning("status of %s not written: %s", entry.key, exc)
+            self._invalid_reported.pop(entry.key, None)
+            self._retry_invalid_later(entry.key)
+        else:
+            self._invalid_retries.pop(entry.key, None)
         self._event(entry, "Warning", "SpecInvalid", message)
         slog.warning("policy invalid", policy=entry.key, problems=entry.error.problems)
+
+    def _retry_invalid_later(self, key: str) -> None:
+        with self._lock:
+            attempt = self._invalid_retries.get(key, 0)
+            self._invalid_retries[key] = attempt + 1
+            if self._stopping:
+                return
+            delay = min(self.invalid_retry_max_seconds, self.invalid_retry_seconds * 2**attempt)
+            timer = threading.Timer(delay, self._retry_invalid, (key,))
+            timer.daemon = True
+            old = self._invalid_timers.pop(key, None)
+            self._invalid_timers[key] = timer
+        if old is not None:
+            old.cancel()
+        timer.start()
+
+    def _retry_invalid(self, key: str) -> None:
+        with self._lock:
+            self._invalid_timers.pop(key, None)
+            if self._stopping:
+                return
+        entry = self.cache.get(key)
+        if entry is not None and entry.error is not None and self.is_leader():
+            self.pool.submit(self._report_invalid, entry)
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -643,6 +692,12 @@ class Controller:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful: stop watching and scheduling, finish in-flight ticks, release the lease."""
+        with self._lock:
+            self._stopping = True
+            timers = list(self._invalid_timers.values())
+            self._invalid_timers.clear()
+        for timer in timers:
+            timer.cancel()
         self.watcher.stop()
         self.scheduler.stop(timeout=timeout)
         self.pool.shutdown(wait=True, cancel_futures=False)

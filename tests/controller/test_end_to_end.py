@@ -436,3 +436,47 @@ def test_a_batch_reads_a_namespace_of_targets_with_one_list(
     writes = [r for r in list(kube.log)[before:] if r.resource == "deployments/scale"]
     # Each write carries the listed resourceVersion: no GET of /scale before it.
     assert sorted((r.verb, r.status) for r in writes) == [("update", 200)] * 4
+
+
+def test_status_is_written_again_after_regaining_leadership(
+    kube: KubeServer, mem: MemorySource, clock: ManualClock, started: Any
+) -> None:
+    from kubernetes import client
+
+    kube.put_object(deployment("web", replicas=2))
+    kube.put_object(policy("web"))
+    run = started()
+    set_load(mem, clock, 40.0)
+    run.step()
+    run.step()  # the scale shows in currentReplicas
+    assert status(kube, "web")["desiredReplicas"] == 4
+    writes = run.ctrl.status_writes
+    run.step()  # nothing visible changed: no write within the refresh interval
+    assert run.ctrl.status_writes == writes and run.ctrl.status_skipped >= 1
+    # Meanwhile another leader wrote its own status.
+    client.CustomObjectsApi(kube.api_client()).patch_namespaced_custom_object_status(
+        "autoscaling.gemini.dev",
+        "v1alpha1",
+        "default",
+        "scalingpolicies",
+        "web",
+        {"status": {"desiredReplicas": 9}},
+    )
+    run.ctrl.on_stopped_leading()
+    run.ctrl.on_started_leading()
+    run.step()
+    assert run.ctrl.status_writes == writes + 1
+    assert status(kube, "web")["desiredReplicas"] == 4
+
+
+def test_a_failed_spec_invalid_status_write_is_retried(
+    kube: KubeServer, mem: MemorySource, clock: ManualClock, started: Any
+) -> None:
+    kube.put_object(deployment("c", replicas=1))
+    kube.put_object(policy("c", target="c", min_replicas=9, max_replicas=3))
+    path = "/apis/autoscaling.gemini.dev/v1alpha1/namespaces/default/scalingpolicies/c/status"
+    kube.fail_next(path, 500, count=2, method="PATCH")
+    started(invalid_retry_seconds=0.05)
+    cond = eventually(lambda: condition(kube, "c", "SpecInvalid"))  # after two failed writes
+    assert cond["status"] == "True" and "spec.minReplicas" in cond["message"]
+    assert [r.status for r in kube.requests("PATCH", path)] == [500, 500, 200]
