@@ -27,6 +27,8 @@ class Entry:
     generation: int | None
     resource_version: str | None
     raw: Mapping[str, Any]
+    # The parse of `raw`, kept across status-only changes: its `status` and
+    # `metadata.resourceVersion` may be older than `raw`'s; read those from `raw`.
     policy: ScalingPolicy | None
     error: SpecError | None
     state: PolicyState
@@ -55,7 +57,7 @@ def key_of(raw: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
 
 
-# What a status write changes in metadata; the controller reads none of it from the parsed policy.
+# What a status write changes in metadata. A kept parse carries them stale (see `Entry.policy`).
 _VOLATILE_META = frozenset({"resourceVersion", "managedFields"})
 
 

@@ -23,6 +23,7 @@ the protocols; concrete sources and scalers are injected (see `commands`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -261,6 +262,8 @@ class Controller:
             if self.is_leader():
                 self.pool.submit(self._report_invalid, new)
             return
+        with self._lock:
+            self._invalid_retries.pop(key, None)  # valid now: a later failure starts afresh
         changed = old is None or old.generation != new.generation or old.policy is None
         if not changed:
             return
@@ -323,7 +326,8 @@ class Controller:
                 return
         entry = self.cache.get(key)
         if entry is not None and entry.error is not None and self.is_leader():
-            self.pool.submit(self._report_invalid, entry)
+            with contextlib.suppress(RuntimeError):  # the pool shut down: we are stopping
+                self.pool.submit(self._report_invalid, entry)
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -457,10 +461,8 @@ class Controller:
         first: dict[str, Entry] = {}
         for e in entries:
             first.setdefault(e.namespace, e)
-        wait(
-            [self.pool.submit(read, e) for e in first.values()],
-            timeout=self.deadlines.capacity_seconds,
-        )
+        firsts = [self.pool.submit(read, e) for e in first.values()]
+        wait(firsts, timeout=self.deadlines.capacity_seconds)
         rest = iter([e for e in entries if first[e.namespace] is not e])
         taking = threading.Lock()
         stop = threading.Event()
@@ -479,6 +481,8 @@ class Controller:
         drains = [self.pool.submit(drain) for _ in range(self.workers)]
         wait(drains, timeout=max(0.0, deadline - time.monotonic()))
         stop.set()  # past the deadline: nothing more is started
+        for f in firsts:
+            f.cancel()  # (one still queued behind other work)
         out: dict[str, Capacity | ScaleError] = {}
         late = ScaleError(
             f"reading the target took longer than {self.deadlines.capacity_seconds:g}s",

@@ -95,6 +95,7 @@ class KubernetesScaler:
         # The /scale view each `capacity` read saw, per batch instant, for `apply` at that same
         # instant: {now: {(namespace, path): scale}}
         self._read: dict[datetime, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.stale_reads = 0  # writes with the batch's read that answered 409 (then re-read)
 
     # -- protocol ----------------------------------------------------------------------------
 
@@ -276,7 +277,8 @@ class KubernetesScaler:
             res, name = self._resolve(ref)
             # The capacity read at this instant (its resourceVersion guards the write), else a
             # fresh read.
-            scale = self._take_read(ref, res, name, now) or self._get_scale(ref, res, name)
+            reused = self._take_read(ref, res, name, now)
+            scale = reused or self._get_scale(ref, res, name)
             if self.check_conflicts:
                 owners = self._owners(ref, now)
                 if owners:
@@ -315,7 +317,15 @@ class KubernetesScaler:
             except Exception as exc:
                 err = kubeclient.describe(exc)
                 if err.code == 409:
-                    conflicts += 1
+                    if reused is not None:
+                        # The batch's read is seconds old: a status update of the workload
+                        # (a pod became ready) moves its resourceVersion too. Not someone else's
+                        # write, so not counted against `max_attempts`: read now and go on.
+                        reused = None
+                        with self._lock:
+                            self.stale_reads += 1
+                    else:
+                        conflicts += 1
                     if conflicts >= self.max_attempts:
                         return ApplyResult(
                             ApplyStatus.CONFLICT,

@@ -166,6 +166,16 @@ def lead_floor_counts(oracle: list[int], step: float, lead_seconds: float) -> li
     return out
 
 
+def no_violation_floor_counts(
+    grid: Grid, capacity_per_unit: float, slo: Slo, floor: int, lead_seconds: float
+) -> list[int]:
+    """`lead_floor_counts` of the oracle on `grid`, where a masked step (not scored) needs only
+    the backend's floor: a run that leaves it short does not violate there."""
+    oracle = oracle_counts(grid, capacity_per_unit, slo, floor)
+    need = [floor if m else c for c, m in zip(oracle, grid.masked, strict=True)]
+    return lead_floor_counts(need, grid.step, lead_seconds)
+
+
 def static_peak_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> Run:
     peak = max(oracle_counts(grid, capacity_per_unit, slo, floor), default=floor)
     n = len(grid)

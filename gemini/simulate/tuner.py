@@ -35,7 +35,7 @@ from gemini.simulate.runner import (
     slo_of,
 )
 from gemini.simulate.scenario import Range, Scenario
-from gemini.simulate.scoring import Score, lead_floor_counts, oracle_counts
+from gemini.simulate.scoring import Score, no_violation_floor_counts, oracle_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,12 +249,11 @@ def no_violation_floor(scenario: Scenario, grid: Grid) -> dict[str, float] | Non
     if scenario.spec.backend.kind != "deployment":
         return None
     lead = scenario.spec.backend.startup_seconds
-    oracle = oracle_counts(grid, scenario.model.capacity_per_replica, slo_of(scenario), 0)
-    oracle = [max(scenario.model.floor, c) for c in oracle]
-    total = sum(oracle)
+    cap, slo, floor = scenario.model.capacity_per_replica, slo_of(scenario), scenario.model.floor
+    total = sum(oracle_counts(grid, cap, slo, floor))  # the oracle baseline's own counts
     if total <= 0:
         return None
-    held = lead_floor_counts(oracle, grid.step, lead)
+    held = no_violation_floor_counts(grid, cap, slo, floor, lead)
     return {"leadSeconds": lead, "oracleRatio": round(sum(held) / total, 4)}
 
 

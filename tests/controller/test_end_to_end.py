@@ -480,3 +480,18 @@ def test_a_failed_spec_invalid_status_write_is_retried(
     cond = eventually(lambda: condition(kube, "c", "SpecInvalid"))  # after two failed writes
     assert cond["status"] == "True" and "spec.minReplicas" in cond["message"]
     assert [r.status for r in kube.requests("PATCH", path)] == [500, 500, 200]
+
+
+def test_spec_invalid_retries_end_with_the_controller(
+    kube: KubeServer, mem: MemorySource, clock: ManualClock, started: Any
+) -> None:
+    kube.put_object(deployment("c", replicas=1))
+    kube.put_object(policy("c", target="c", min_replicas=9, max_replicas=3))
+    path = "/apis/autoscaling.gemini.dev/v1alpha1/namespaces/default/scalingpolicies/c/status"
+    kube.fail_next(path, 500, count=1000, method="PATCH")
+    run = started(invalid_retry_seconds=0.05)
+    eventually(lambda: len(kube.requests("PATCH", path)) >= 2)  # failing, and retrying
+    run.ctrl.stop(timeout=5)
+    after = len(kube.requests("PATCH", path))
+    time.sleep(0.5)  # ten retry intervals
+    assert len(kube.requests("PATCH", path)) <= after + 1  # at most one already under way

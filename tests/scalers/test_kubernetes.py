@@ -369,6 +369,26 @@ def test_a_change_between_capacity_and_apply_is_a_real_409_then_a_re_read(
     assert (result.status, result.replicas) == (ApplyStatus.APPLIED, 5)
     assert [r.status for r in kube_server.requests("PUT", SCALE_PATH)] == [409, 200]
     assert len(kube_server.requests("GET", SCALE_PATH)) == 1  # the re-read after the 409
+    assert scaler.stale_reads == 1
+
+
+def test_a_stale_batch_read_does_not_count_as_a_conflicting_writer(
+    kube_server: KubeServer,
+) -> None:
+    """With max_attempts=1 a real conflict gives up at once; a 409 on the batch's (older) read
+    is only a re-read, not a lost attempt."""
+    scaler = KubernetesScaler(kube_server.api_client(), max_attempts=1)
+    try:
+        kube_server.put_object(deployment("web", replicas=2))
+        scaler.capacity(ref(), NOW)
+        kube_server.put_object(deployment("web", replicas=2, ready=1))  # a status update
+        result = scaler.apply(ref(), 5, NOW)
+        assert (result.status, result.replicas) == (ApplyStatus.APPLIED, 5)
+        # A conflict on a fresh read still counts.
+        kube_server.fail_next(SCALE_PATH, 409, method="PUT")
+        assert scaler.apply(ref(), 6, NOW).status is ApplyStatus.CONFLICT
+    finally:
+        scaler.close()
 
 
 # -- missing, forbidden -------------------------------------------------------------------------
