@@ -537,3 +537,31 @@ def test_no_credentials_is_a_permission_failure(
     [obs] = PubsubSource().fetch([request("b", pubsub("p", "sub"))], NOW)
     assert obs.error_kind == "permission"
     assert "roles/monitoring.viewer" in (obs.error or "")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "want"),
+    [
+        pytest.param((0, 0), (1_700_000_060, 500_000_000), 1_700_000_060.5, id="end-time"),
+        pytest.param((1_700_000_000, 0), (0, 0), 1_700_000_000.0, id="only-start-time"),
+        pytest.param(
+            (1_700_000_000, 0), (1_700_000_060, 999), 1_700_000_060.0, id="nanos-below-us"
+        ),
+    ],
+)
+def test_point_times_from_raw_protobuf(
+    start: tuple[int, int], end: tuple[int, int], want: float
+) -> None:
+    """Series are read as raw protobuf messages: a point's time is its end time (to the
+    microsecond), or its start time when a server set only that."""
+    from google.cloud.monitoring_v3.types import Point
+
+    from gemini.metrics.cloud_monitoring import _point_time, _point_value
+
+    point = Point.pb(Point())
+    point.interval.start_time.seconds, point.interval.start_time.nanos = start
+    point.interval.end_time.seconds, point.interval.end_time.nanos = end
+    point.value.int64_value = 7
+    at = _point_time(point)
+    assert at.tzinfo is not None and at.timestamp() == want
+    assert _point_value(point) == 7.0
