@@ -702,7 +702,7 @@ class Controller:
             self._invalid_timers.clear()
         for timer in timers:
             timer.cancel()
-        self.watcher.stop()
+        self.watcher.stop(timeout=min(5.0, timeout))
         self.scheduler.stop(timeout=timeout)
         self.pool.shutdown(wait=True, cancel_futures=False)
         self.apply_pool.shutdown(wait=False, cancel_futures=True)

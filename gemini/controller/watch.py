@@ -65,6 +65,7 @@ class PolicyWatcher:
         self._threads: list[threading.Thread] = []
         self._synced_scopes: set[str | None] = set()
         self._lock = threading.Lock()
+        self._active: set[Any] = set()  # the Watch objects streaming now
         self.synced = threading.Event()
         self.lists = 0
         self.watches = 0
@@ -77,8 +78,24 @@ class PolicyWatcher:
             t.start()
             self._threads.append(t)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop watching: an idle watch stream is interrupted (not left waiting for its next
+        event or its server timeout); with `timeout`, wait that long for the threads to end."""
         self._stop.set()
+        with self._lock:
+            active = list(self._active)
+        for w in active:
+            try:
+                w.stop()  # the pinned client shuts the socket down: a blocked read returns
+            except Exception as exc:  # best effort: the stream still ends on its own
+                log.debug("interrupting a watch stream: %s", exc)
+        if timeout is not None:
+            for t in self._threads:
+                t.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     def _restart(self, cause: str) -> None:
         if self._on_restart is not None:
@@ -120,28 +137,42 @@ class PolicyWatcher:
         w = watch.Watch()  # type: ignore[no-untyped-call]
         self.watches += 1
         rv = resource_version
-        for event in w.stream(  # type: ignore[no-untyped-call]
-            self._list_func(scope),
-            *self._args(scope),
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self._watch_timeout,
-            _request_timeout=self._watch_timeout + self._request_timeout,
-        ):
+        with self._lock:
+            self._active.add(w)
+        if self._stop.is_set():  # `stop` ran before we were listed: it could not interrupt us
+            with self._lock:
+                self._active.discard(w)
+            return rv
+        try:
+            for event in w.stream(  # type: ignore[no-untyped-call]
+                self._list_func(scope),
+                *self._args(scope),
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self._watch_timeout,
+                _request_timeout=self._watch_timeout + self._request_timeout,
+            ):
+                if self._stop.is_set():
+                    w.stop()  # type: ignore[no-untyped-call]
+                    break
+                kind = event.get("type")
+                raw = event.get("raw_object")
+                if not isinstance(raw, Mapping):
+                    continue
+                meta = raw.get("metadata") or {}
+                rv = str(meta.get("resourceVersion") or rv)
+                if kind in ("ADDED", "MODIFIED"):
+                    self._cache.upsert(raw)
+                elif kind == "DELETED":
+                    self._cache.delete(key_of(raw))
+                # BOOKMARK: only the resourceVersion moves.
+        except Exception:
             if self._stop.is_set():
-                w.stop()  # type: ignore[no-untyped-call]
-                break
-            kind = event.get("type")
-            raw = event.get("raw_object")
-            if not isinstance(raw, Mapping):
-                continue
-            meta = raw.get("metadata") or {}
-            rv = str(meta.get("resourceVersion") or rv)
-            if kind in ("ADDED", "MODIFIED"):
-                self._cache.upsert(raw)
-            elif kind == "DELETED":
-                self._cache.delete(key_of(raw))
-            # BOOKMARK: only the resourceVersion moves.
+                return rv  # the stream was interrupted by `stop`
+            raise
+        finally:
+            with self._lock:
+                self._active.discard(w)
         return rv
 
     # -- the loop ------------------------------------------------------------------------------

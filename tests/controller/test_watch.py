@@ -148,3 +148,29 @@ def test_backoff_is_jittered_and_capped(base: float, cap: float, n: int) -> None
     assert len(set(delays)) > 1
     b.reset()
     assert b.next() <= base
+
+
+def test_stop_interrupts_an_idle_watch_stream() -> None:
+    """Nothing happens on the stream (no event, no bookmark for minutes): stop still ends the
+    watch at once instead of after the server's timeout."""
+    import time
+
+    from tests.controller.conftest import load_crd
+
+    server = KubeServer(bookmark_interval=600).start()
+    try:
+        server.register_crd(load_crd())
+        server.put_object(policy("a"))
+        w = PolicyWatcher(
+            client.CustomObjectsApi(server.api_client()), PolicyCache(), watch_timeout_seconds=60
+        )
+        w.start()
+        assert w.synced.wait(5)
+        eventually(lambda: w.watches >= 1)
+        time.sleep(0.3)  # the stream is open and idle
+        started = time.monotonic()
+        w.stop(timeout=5)
+        assert not w.running
+        assert time.monotonic() - started < 2
+    finally:
+        server.stop()
