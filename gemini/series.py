@@ -12,7 +12,7 @@ import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from gemini.clock import iso, parse_iso, utc
@@ -74,8 +74,6 @@ class Trace:
 
     def between(self, start: float, end: float) -> list[Sample]:
         """Samples with start < time <= end, oldest first."""
-        from datetime import UTC
-
         lo = bisect.bisect_right(self.times, start)
         hi = bisect.bisect_right(self.times, end)
         return [
@@ -89,20 +87,33 @@ class Trace:
         return Trace(self.times[lo:hi], self.values[lo:hi])
 
 
-def _check_and_build(rows: Iterable[tuple[str | datetime, float | str]], source: str) -> Trace:
+def _check_and_build(
+    rows: Iterable[tuple[int, object, object]], source: str, *, nonnegative: bool = False
+) -> Trace:
+    """Rows are (row number, timestamp, value); the row number is the file's line (header: 1)."""
     times: list[float] = []
     values: list[float] = []
     last = -math.inf
-    for lineno, (ts, raw) in enumerate(rows, start=2):
-        try:
-            when = parse_iso(ts) if isinstance(ts, str) else utc(ts)
-        except ValueError:
+    for lineno, ts, raw in rows:
+        when: datetime | None = None
+        if isinstance(ts, datetime):
+            when = utc(ts)
+        elif isinstance(ts, date):  # a Parquet date column: midnight UTC
+            when = datetime.combine(ts, time(), UTC)
+        elif isinstance(ts, str):
+            try:
+                when = parse_iso(ts)
+            except ValueError:
+                when = None
+        if when is None:
             raise SpecError(
                 f"{source}: row {lineno}: bad timestamp {ts!r}",
                 [(f"row {lineno}.timestamp", f"not an ISO-8601 timestamp: {ts!r}")],
-            ) from None
+            )
         try:
-            value = float(raw)
+            if raw is None or isinstance(raw, bool):
+                raise TypeError(raw)
+            value = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise SpecError(
                 f"{source}: row {lineno}: bad value {raw!r}",
@@ -112,6 +123,11 @@ def _check_and_build(rows: Iterable[tuple[str | datetime, float | str]], source:
             raise SpecError(
                 f"{source}: row {lineno}: value is not finite",
                 [(f"row {lineno}.value", f"not finite: {raw!r}")],
+            )
+        if nonnegative and value < 0:
+            raise SpecError(
+                f"{source}: row {lineno}: value is negative",
+                [(f"row {lineno}.value", f"negative: {raw!r} (load is never below 0)")],
             )
         t = when.timestamp()
         if t <= last:
@@ -125,44 +141,67 @@ def _check_and_build(rows: Iterable[tuple[str | datetime, float | str]], source:
     return Trace(tuple(times), tuple(values))
 
 
-def read_trace(path: str | Path) -> Trace:
-    """Read a trace file (CSV or Parquet). Raises SpecError naming the row on bad data."""
+def read_trace(path: str | Path, *, nonnegative: bool = False) -> Trace:
+    """Read a trace file (CSV or Parquet). Raises SpecError naming the row on bad data
+    (`nonnegative`: a negative value is bad data too, e.g. for load)."""
     p = Path(path)
     if not p.exists():
         raise SpecError(f"{p}: no such trace file", [("file", f"no such file: {p}")])
     if p.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = pq.read_table(p, columns=["timestamp", "value"])
-        ts_col = table.column("timestamp").to_pylist()
+        ts_arr = table.column("timestamp")
+        ts_col: list[object]
+        if pa.types.is_timestamp(ts_arr.type):
+            # via integers: to_pylist cannot turn nanosecond timestamps (pandas' default) into
+            # datetimes; a zone-less timestamp is taken as UTC, like a CSV one without offset
+            per = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[ts_arr.type.unit]
+            ts_col = [
+                None if v is None else datetime.fromtimestamp(v / per, UTC)
+                for v in ts_arr.cast(pa.int64()).to_pylist()
+            ]
+        else:
+            ts_col = ts_arr.to_pylist()
         val_col = table.column("value").to_pylist()
-        return _check_and_build(zip(ts_col, val_col, strict=True), str(p))
+        # row numbers as in the CSV form of the same trace (the header is row 1)
+        numbered = (
+            (i, ts, v) for i, (ts, v) in enumerate(zip(ts_col, val_col, strict=True), start=2)
+        )
+        return _check_and_build(numbered, str(p), nonnegative=nonnegative)
     try:
         # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the header
         with p.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+            names = [h.strip().lower() for h in header[:2]] if header is not None else None
+            if header is None or names != ["timestamp", "value"]:
                 raise SpecError(
-                    f"{p}: header must be 'timestamp,value'", [("header", f"got {header!r}")]
+                    f"{p}: header must be 'timestamp,value'",
+                    [("header", f"must be 'timestamp,value', got {header!r}")],
                 )
-            return _check_and_build(_rows(reader, str(p)), str(p))
+            rows = _rows(reader, str(p), len(header))
+            return _check_and_build(rows, str(p), nonnegative=nonnegative)
     except UnicodeDecodeError as exc:
         raise SpecError(
             f"{p}: not a UTF-8 text file", [("file", f"not UTF-8 CSV text ({exc.reason})")]
         ) from None
 
 
-def _rows(reader: Iterable[list[str]], source: str) -> Iterable[tuple[str, str]]:
-    for lineno, row in enumerate(reader, start=2):
-        if not row:
+def _rows(reader: Iterable[list[str]], source: str, width: int) -> Iterable[tuple[int, str, str]]:
+    for row in reader:
+        lineno = getattr(reader, "line_num", 0)
+        if not row or not any(cell.strip() for cell in row):
             continue
-        if len(row) < 2:
+        # more cells than the header has (e.g. a decimal comma, 1,5) would silently read the
+        # wrong value; empty trailing cells (spreadsheet exports) are fine
+        if len(row) < 2 or any(cell.strip() for cell in row[width:]):
             raise SpecError(
                 f"{source}: row {lineno}: expected 'timestamp,value'",
                 [(f"row {lineno}", f"expected 2 columns (timestamp,value), got {row!r}")],
             )
-        yield row[0], row[1]
+        yield lineno, row[0], row[1]
 
 
 def write_trace(path: str | Path, samples: Sequence[Sample]) -> None:

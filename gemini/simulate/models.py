@@ -22,6 +22,15 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+
+@dataclass(slots=True)
+class _Batch:
+    """Units created together: one entry however many (a billion replicas cost no memory)."""
+
+    at: float  # pods: ready-at time; Bigtable nodes: added-at time
+    n: int
+
+
 OBSERVABLES = ("load", "utilization", "backlog", "oldestUnackedAgeSeconds", "cpu", "storage")
 # what each backend kind produces (anything else is an error in the scenario, not a silent 0)
 PRODUCES: dict[str, tuple[str, ...]] = {
@@ -53,18 +62,20 @@ class DeploymentModel:
         self.capacity_per_replica = float(capacity_per_replica)
         self.startup_seconds = float(startup_seconds)
         self._ready = int(initial)
-        self._pending: deque[float] = deque()  # ready-at times, oldest first
+        self._pending: deque[_Batch] = deque()  # by ready-at time, oldest first
+        self._n_pending = 0
         self.floor: int | None = None
 
     @property
     def count(self) -> int:
-        return self._ready + len(self._pending)
+        return self._ready + self._n_pending
 
     def _promote(self, t: float) -> None:
         pending = self._pending
-        while pending and pending[0] <= t:
-            pending.popleft()
-            self._ready += 1
+        while pending and pending[0].at <= t:
+            batch = pending.popleft()
+            self._ready += batch.n
+            self._n_pending -= batch.n
 
     def ready(self, t: float) -> float:
         self._promote(t)
@@ -80,12 +91,23 @@ class DeploymentModel:
                 self._ready += n - cur
             else:
                 at = t + self.startup_seconds
-                self._pending.extend(at for _ in range(n - cur))
+                pending = self._pending
+                if pending and pending[-1].at == at:
+                    pending[-1].n += n - cur
+                else:
+                    pending.append(_Batch(at, n - cur))
+                self._n_pending += n - cur
         else:
             drop = cur - n
-            while drop and self._pending:
-                self._pending.pop()
-                drop -= 1
+            pending = self._pending
+            while drop and pending:
+                newest = pending[-1]
+                take = min(drop, newest.n)
+                newest.n -= take
+                self._n_pending -= take
+                drop -= take
+                if newest.n == 0:
+                    pending.pop()
             self._ready -= drop
 
     def advance(self, t: float, load: float) -> None:
@@ -147,10 +169,10 @@ class QueueModel(DeploymentModel):
             return
         # workers that become ready inside the step serve from their ready time
         served = self._ready * self.capacity_per_replica * dt
-        for at in self._pending:
-            if at >= t:
+        for batch in self._pending:
+            if batch.at >= t:
                 break
-            served += self.capacity_per_replica * (t - max(at, last))
+            served += batch.n * self.capacity_per_replica * (t - max(batch.at, last))
         self._promote(t)
         arrivals = load * dt
         if arrivals > 0:
@@ -204,7 +226,8 @@ class BigtableModel:
             raise ValueError("a Bigtable cluster has at least 1 node")
         self.capacity_per_replica = float(capacity_per_node)
         self.rebalance_seconds = float(rebalance_seconds)
-        self._nodes: list[float] = [-math.inf] * int(initial)  # added-at times, oldest first
+        self._nodes: list[_Batch] = [_Batch(-math.inf, int(initial))]  # by added-at, oldest first
+        self._count = int(initial)
         self.storage_tb = float(storage_tb)
         self.storage_per_node_tb = float(storage_per_node_tb)
         self.floor: int | None = (
@@ -212,39 +235,55 @@ class BigtableModel:
             if storage_tb > 0
             else None
         )
-        self._mature = int(initial)  # how many leading nodes are fully ramped (cache)
+        # cache: the leading batches that are fully ramped, and how many nodes they hold
+        self._mature = 1
+        self._mature_nodes = int(initial)
         self._last_t = -math.inf
 
     @property
     def count(self) -> int:
-        return len(self._nodes)
+        return self._count
 
     def ready(self, t: float) -> float:
         nodes = self._nodes
         ramp = self.rebalance_seconds
         if t < self._last_t:  # the cache assumes time moves forward
-            self._mature = 0
+            self._mature = self._mature_nodes = 0
         self._last_t = t
-        i = self._mature
-        while i < len(nodes) and (ramp <= 0 or t - nodes[i] >= ramp):
+        i, done = self._mature, self._mature_nodes
+        while i < len(nodes) and (ramp <= 0 or t - nodes[i].at >= ramp):
+            done += nodes[i].n
             i += 1
-        self._mature = i
+        self._mature, self._mature_nodes = i, done
         if i == len(nodes):
-            return float(i)
-        total = float(i)
-        for added in nodes[i:]:
-            total += min(1.0, max(0.0, (t - added) / ramp))
+            return float(done)
+        total = float(done)
+        for batch in nodes[i:]:
+            total += batch.n * min(1.0, max(0.0, (t - batch.at) / ramp))
         return total
 
     def set_count(self, n: int, t: float) -> None:
         if n < 1:
             raise ValueError("a Bigtable cluster has at least 1 node")
-        cur = len(self._nodes)
+        cur = self._count
+        nodes = self._nodes
         if n > cur:
-            self._nodes.extend(t for _ in range(n - cur))
+            if len(nodes) > self._mature and nodes[-1].at == t:  # not in the cached prefix
+                nodes[-1].n += n - cur
+            else:
+                nodes.append(_Batch(t, n - cur))
         elif n < cur:
-            del self._nodes[n:]
-            self._mature = min(self._mature, n)
+            drop = cur - n
+            while drop:
+                newest = nodes[-1]
+                take = min(drop, newest.n)
+                newest.n -= take
+                drop -= take
+                if newest.n == 0:
+                    nodes.pop()
+            self._mature = min(self._mature, len(nodes))
+            self._mature_nodes = sum(b.n for b in nodes[: self._mature])
+        self._count = n
 
     def advance(self, t: float, load: float) -> None:
         return None
@@ -259,7 +298,7 @@ class BigtableModel:
         if name == "load":
             return load
         if name == "storage":
-            total = len(self._nodes) * self.storage_per_node_tb
+            total = self._count * self.storage_per_node_tb
             return self.storage_tb / total if total > 0 else 0.0
         if name in ("backlog", "oldestUnackedAgeSeconds"):
             return 0.0

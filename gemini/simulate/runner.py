@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemini.policy.decision import Decision
-from gemini.policy.spec import Mode, ScalingPolicy, parse_policy
+from gemini.policy.spec import MAX_REPLICAS, Mode, ScalingPolicy, parse_policy
 from gemini.simulate.replay import Grid, Run, make_grid, replay
 from gemini.simulate.scenario import Scenario, observable_for
 from gemini.simulate.scoring import (
@@ -67,7 +67,8 @@ def hpa_default_policy(scenario: Scenario, grid: Grid) -> ScalingPolicy:
     if cap is None:
         peak = max(oracle_counts(grid, scenario.model.capacity_per_replica, slo_of(scenario)))
         highest = [p.spec.max_replicas for p in scenario.policies]
-        cap = max([2 * peak + 1, 10, *highest])
+        # within the int32 a manifest allows (a trace of billions per second on small replicas)
+        cap = min(max([2 * peak + 1, 10, *highest]), MAX_REPLICAS)
     doc = hpa_default_manifest(scenario.spec.backend.kind, cap)
     doc["metadata"]["annotations"] = {BASELINE_ANNOTATION: "hpa-default"}
     return parse_policy(doc)

@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from gemini.clock import parse_iso
+from gemini.clock import parse_iso, utc
 from gemini.errors import SpecError
 from gemini.policy.spec import ScalingPolicy, format_path, parse_policy
 from gemini.series import Trace, read_trace
@@ -34,9 +41,16 @@ class _M(BaseModel):
     )
 
 
+def _as_utc(value: datetime | None) -> datetime | None:
+    """A timestamp without an offset is UTC (as in trace files), never the machine's zone."""
+    return None if value is None else utc(value)
+
+
 class Window(_M):
     start: datetime
     end: datetime
+
+    _utc = field_validator("start", "end")(_as_utc)
 
 
 class TraceSpec(_M):
@@ -49,6 +63,8 @@ class TraceSpec(_M):
     end: datetime | None = None
     clip_above: float | None = Field(None, gt=0)
     exclude: list[Window] = Field(default_factory=list)
+
+    _utc = field_validator("start", "end")(_as_utc)
 
     @model_validator(mode="after")
     def _check(self) -> TraceSpec:
@@ -116,6 +132,11 @@ class ScenarioSpec(_M):
     step_seconds: float = Field(15.0, gt=0, le=3600)
     max_replicas: int | None = Field(None, ge=1)
     tune: TuneSpec = Field(default_factory=TuneSpec)
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _no_policies(cls, value: Any) -> Any:
+        return [] if value is None else value  # `policies:` with nothing under it: baselines only
 
     @model_validator(mode="after")
     def _observables(self) -> ScenarioSpec:
@@ -197,6 +218,11 @@ def demand_trace(raw: Trace, spec: ScenarioSpec) -> Trace:
         if unit == "percent":
             factor /= 100.0
     values = [v * factor for v in raw.values]
+    if not all(math.isfinite(v) for v in values):
+        raise SpecError(
+            "trace.scale: scaled values overflow",
+            [("trace.scale", f"values x {factor:g} are too large to represent (overflow)")],
+        )
     if t.clip_above is not None:
         cap = t.clip_above
         values = [min(v, cap) for v in values]
@@ -232,7 +258,7 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             [("trace.file", f"no such file: {trace_file}")],
         )
     try:
-        raw = read_trace(trace_file)
+        raw = read_trace(trace_file, nonnegative=True)
     except SpecError as exc:
         raise SpecError(
             f"trace.file: {exc}", [(f"trace.file: {p}", m) for p, m in exc.problems]

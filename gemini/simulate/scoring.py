@@ -67,12 +67,22 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
+# A step is overloaded when load > capacity x maxUtilization x (1 + _REL): a relative margin for
+# float noise only, so any load above zero capacity overloads, at 1e-9 load/s as at 1e9. The oracle
+# uses the very same test, so it is the least capacity that does not violate.
+_REL = 1e-9
+
+
+def overloaded(load: float, capacity: float, max_utilization: float) -> bool:
+    return load > capacity * max_utilization * (1.0 + _REL)
+
+
 def violations(run: Run, slo: Slo) -> list[bool]:
     grid = run.grid
-    u = slo.max_utilization
+    u = slo.max_utilization * (1.0 + _REL)
     masked = grid.masked
     over = [
-        (d > c * u + 1e-9) and not m
+        (d > c * u) and not m
         for d, c, m in zip(grid.demand, run.ready_capacity, masked, strict=True)
     ]
     if run.age is not None and slo.max_age_seconds is not None:
@@ -121,10 +131,27 @@ def score(run: Run, slo: Slo, *, price: float | None = None, flap_window: float 
     )
 
 
+def units_needed(load: float, capacity_per_unit: float, slo: Slo, floor: int = 0) -> int:
+    """The least units (at least `floor`) whose capacity is not `overloaded` by `load`."""
+    u = slo.max_utilization
+    n = max(floor, math.ceil(load / (capacity_per_unit * u) - 1e-9))
+    while n > floor and not overloaded(load, (n - 1) * capacity_per_unit, u):
+        n -= 1
+    while overloaded(load, n * capacity_per_unit, u):
+        n += 1
+    return n
+
+
 def oracle_counts(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> list[int]:
-    """The least capacity with load <= capacity x maxUtilization at every step (no lag)."""
-    per = capacity_per_unit * slo.max_utilization
-    return [max(floor, math.ceil(d / per - 1e-9)) for d in grid.demand]
+    """The least capacity with load <= capacity x maxUtilization at every scored step (no lag).
+
+    A masked step (inside a long gap or an excluded window) is not scored, so no run violates
+    there: the oracle needs only the backend's floor, and stays a lower bound on the cost of every
+    run without violations."""
+    return [
+        floor if m else units_needed(d, capacity_per_unit, slo, floor)
+        for d, m in zip(grid.demand, grid.masked, strict=True)
+    ]
 
 
 def _events(grid: Grid, counts: list[int]) -> list[tuple[float, int]]:
@@ -171,9 +198,9 @@ def no_violation_floor_counts(
 ) -> list[int]:
     """`lead_floor_counts` of the oracle on `grid`, where a masked step (not scored) needs only
     the backend's floor: a run that leaves it short does not violate there."""
-    oracle = oracle_counts(grid, capacity_per_unit, slo, floor)
-    need = [floor if m else c for c, m in zip(oracle, grid.masked, strict=True)]
-    return lead_floor_counts(need, grid.step, lead_seconds)
+    return lead_floor_counts(
+        oracle_counts(grid, capacity_per_unit, slo, floor), grid.step, lead_seconds
+    )
 
 
 def static_peak_run(grid: Grid, capacity_per_unit: float, slo: Slo, floor: int = 0) -> Run:
