@@ -447,6 +447,22 @@ VALID = [
         },
     ),
     Valid(
+        "bigtable-policy-capped-below-the-storage-floor",
+        csv_bytes(rows_every([1.0] * 20, 60)),
+        {
+            "backend": {
+                "kind": "bigtable",
+                "capacityPerReplica": 250.0,
+                "initialReplicas": 1,
+                "storageTb": 12,
+            },
+            "stepSeconds": 60,
+            "policies": [
+                {**bigtable_policy(), "spec": {**bigtable_policy()["spec"], "maxReplicas": 2}}
+            ],
+        },
+    ),
+    Valid(
         "load-below-an-absolute-epsilon-on-zero-replicas",
         csv_bytes(rows_every([0.95e-9] * 10, 60)),
         {
