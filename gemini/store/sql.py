@@ -15,6 +15,7 @@ Must not import `gemini.metrics`, `gemini.scalers` or `gemini.dashboard`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -237,16 +238,32 @@ def _sqlite_transactions(engine: Engine, *, wal: bool) -> None:
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        if wal:
-            cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        if wal:
+            _switch_to_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("gemini_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cur: Any, attempts: int = 60) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while another connection holds the file: SQLite answers
+    "database is locked" at once here, without its busy handler (several processes or threads
+    opening a new store together). Once one switch is done the mode sticks to the file."""
+    import sqlite3
+
+    for attempt in range(attempts):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.25, 0.005 * 2**attempt))
 
 
 def schema_version(conn: Connection) -> int:

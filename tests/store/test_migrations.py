@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -126,3 +128,31 @@ def test_reads_from_a_vanished_sqlite_store_raise_store_error(tmp_path) -> None:
         with pytest.raises(StoreError, match="unreachable: unable to open database file"):
             read()
     store.close()
+
+
+def test_many_threads_opening_a_new_sqlite_store_together_all_succeed(tmp_path: Path) -> None:
+    """SQLite answers the switch to WAL with "database is locked" at once (no busy handler)
+    while another connection holds the new file: every opener must still get the store."""
+    import threading
+
+    for round_ in range(10):
+        url = f"sqlite:///{tmp_path}/new-{round_}.sqlite"
+        errors: list[BaseException] = []
+        stores = []
+
+        def op(
+            url: str = url, errors: list[BaseException] = errors, stores: list[Any] = stores
+        ) -> None:
+            try:
+                stores.append(open_store(url))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=op) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, f"round {round_}: {errors}"
+        for s in stores:
+            s.close()
