@@ -13,6 +13,22 @@ from gemini.series import Sample, write_trace
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
+# The `gemini simulate --json` keys CONTRACTS.md promises (top level, and each result).
+CONTRACT_TOP_KEYS = frozenset({"scenario", "steps", "simulatedHours", "wallSeconds", "results"})
+CONTRACT_RESULT_KEYS = frozenset(
+    {
+        "name",
+        "kind",
+        "capacityHours",
+        "sloViolationMinutes",
+        "scaleEvents",
+        "maxReplicas",
+        "meanReplicas",
+        "cost",
+    }
+)
+
+
 def policy_doc(name: str = "web", target: int = 60, **spec: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "apiVersion": "autoscaling.gemini.dev/v1alpha1",

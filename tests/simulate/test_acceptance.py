@@ -21,19 +21,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.simulate.helpers import CONTRACT_RESULT_KEYS as RESULT_KEYS
+from tests.simulate.helpers import CONTRACT_TOP_KEYS as TOP_KEYS
+
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 GEMINI = [str(Path(sys.executable).with_name("gemini"))]
-TOP_KEYS = {"scenario", "steps", "simulatedHours", "wallSeconds", "results"}
-RESULT_KEYS = {
-    "name",
-    "kind",
-    "capacityHours",
-    "sloViolationMinutes",
-    "scaleEvents",
-    "maxReplicas",
-    "meanReplicas",
-    "cost",
-}
 
 # -- synthetic traces (requests per minute, like the NASA log) -----------------------------------
 

@@ -26,22 +26,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from gemini.cli import app
+from tests.simulate.helpers import CONTRACT_RESULT_KEYS as RESULT_KEYS
+from tests.simulate.helpers import CONTRACT_TOP_KEYS as TOP_KEYS
 from tests.simulate.helpers import policy_doc
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 NULL = "<null>"  # an override that writes the key with no value (`policies:`)
-
-TOP_KEYS = {"scenario", "steps", "simulatedHours", "wallSeconds", "results"}
-RESULT_KEYS = {
-    "name",
-    "kind",
-    "capacityHours",
-    "sloViolationMinutes",
-    "scaleEvents",
-    "maxReplicas",
-    "meanReplicas",
-    "cost",
-}
 
 
 # --- building blocks ---------------------------------------------------------------------------
