@@ -135,8 +135,6 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    if os.environ.get("BENCH_SWITCH"):
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--policies", type=int, default=2000)
     ap.add_argument("--interval", type=int, default=15)
