@@ -279,10 +279,11 @@ class BigtableModel:
                 take = min(drop, newest.n)
                 newest.n -= take
                 drop -= take
+                if len(nodes) <= self._mature:  # a batch of the fully ramped prefix
+                    self._mature_nodes -= take
                 if newest.n == 0:
                     nodes.pop()
-            self._mature = min(self._mature, len(nodes))
-            self._mature_nodes = sum(b.n for b in nodes[: self._mature])
+                    self._mature = min(self._mature, len(nodes))
         self._count = n
 
     def advance(self, t: float, load: float) -> None:

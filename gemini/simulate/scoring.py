@@ -79,10 +79,10 @@ def overloaded(load: float, capacity: float, max_utilization: float) -> bool:
 
 def violations(run: Run, slo: Slo) -> list[bool]:
     grid = run.grid
-    u = slo.max_utilization * (1.0 + _REL)
+    u = slo.max_utilization
     masked = grid.masked
     over = [
-        (d > c * u) and not m
+        overloaded(d, c, u) and not m
         for d, c, m in zip(grid.demand, run.ready_capacity, masked, strict=True)
     ]
     if run.age is not None and slo.max_age_seconds is not None:
@@ -134,7 +134,9 @@ def score(run: Run, slo: Slo, *, price: float | None = None, flap_window: float 
 def units_needed(load: float, capacity_per_unit: float, slo: Slo, floor: int = 0) -> int:
     """The least units (at least `floor`) whose capacity is not `overloaded` by `load`."""
     u = slo.max_utilization
-    n = max(floor, math.ceil(load / (capacity_per_unit * u) - 1e-9))
+    # The estimate from the same margin is off by a unit at most (float rounding): the loops
+    # below only correct that, whatever the load's magnitude.
+    n = max(floor, math.ceil(load / (capacity_per_unit * u * (1.0 + _REL))))
     while n > floor and not overloaded(load, (n - 1) * capacity_per_unit, u):
         n -= 1
     while overloaded(load, n * capacity_per_unit, u):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gemini.simulate.models import BigtableModel, DeploymentModel, ModelSpec, QueueModel
 
@@ -99,3 +101,31 @@ def test_model_spec_builds(kind: str, cls: type) -> None:
 def test_model_spec_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown backend kind 'lambda'"):
         ModelSpec("lambda", 1.0).build()
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 12)), min_size=1, max_size=60),
+    st.sampled_from([0.0, 60.0, 600.0]),
+    st.integers(1, 5),
+)
+@settings(max_examples=300, deadline=None)
+def test_bigtable_batches_match_one_entry_per_node(
+    ops: list[tuple[int, int]], ramp: float, initial: int
+) -> None:
+    """Nodes are kept as batches (and a cached ramped prefix); a plain list of each node's
+    added-at time is the reference, through scale-ups, scale-downs and partial removals."""
+    import math
+
+    model = BigtableModel(1.0, rebalance_seconds=ramp, initial=initial)
+    added = [-math.inf] * initial
+    t = 0.0
+    for gap, target in ops:
+        t += gap * 30.0
+        model.set_count(target, t)
+        if target > len(added):
+            added += [t] * (target - len(added))
+        else:
+            del added[target:]
+        want = sum(1.0 if ramp <= 0 else min(1.0, max(0.0, (t - a) / ramp)) for a in added)
+        assert model.count == len(added)
+        assert model.ready(t) == pytest.approx(want)

@@ -251,3 +251,25 @@ def test_no_violation_floor_is_only_claimed_for_deployments(tmp_path: Path) -> N
 
     queue = load_scenario(write_scenario(tmp_path, backend={"kind": "queue"}))
     assert no_violation_floor(queue, grid_of(queue)) is None
+
+
+@given(
+    st.floats(0.0, 1e15, allow_nan=False),
+    st.floats(1e-3, 1e3),
+    st.floats(0.05, 1.0),
+    st.integers(0, 5),
+)
+@settings(max_examples=300, deadline=None)
+def test_units_needed_is_the_least_that_the_scorer_accepts(
+    load: float, per_unit: float, utilization: float, floor: int
+) -> None:
+    """At any magnitude (a handful of checks, not one per unit), and with the scorer's own test:
+    the oracle's count never violates, one unit less would."""
+    from gemini.simulate.scoring import overloaded, units_needed, violations
+
+    slo = Slo(max_utilization=utilization)
+    n = units_needed(load, per_unit, slo, floor)
+    grid = Grid(0.0, 60.0, (load,), (False,))
+    run = Run("oracle", "baseline", grid, [n], [n * per_unit], None, [])
+    assert violations(run, slo) == [False]
+    assert n == floor or overloaded(load, (n - 1) * per_unit, utilization)
