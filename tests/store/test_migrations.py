@@ -93,26 +93,31 @@ def test_a_newer_schema_is_refused_with_a_clear_error(sql_url: str) -> None:
         open_store(sql_url)
 
 
-def test_parallel_opens_migrate_once(sql_url: str) -> None:
+def open_together(url: str, n: int) -> list[BaseException]:
+    """`n` threads open the store at `url` at once; the errors they got (stores are closed)."""
     import threading
 
     errors: list[BaseException] = []
-    stores = []
+    stores: list[Any] = []
 
     def op() -> None:
         try:
-            stores.append(open_store(sql_url))
+            stores.append(open_store(url))
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=op) for _ in range(4)]
+    threads = [threading.Thread(target=op) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert not errors
-    for s in stores:
-        s.close()
+    for st in stores:
+        st.close()
+    return errors
+
+
+def test_parallel_opens_migrate_once(sql_url: str) -> None:
+    assert not open_together(sql_url, 4)
 
 
 def test_reads_from_a_vanished_sqlite_store_raise_store_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -133,26 +138,6 @@ def test_reads_from_a_vanished_sqlite_store_raise_store_error(tmp_path) -> None:
 def test_many_threads_opening_a_new_sqlite_store_together_all_succeed(tmp_path: Path) -> None:
     """SQLite answers the switch to WAL with "database is locked" at once (no busy handler)
     while another connection holds the new file: every opener must still get the store."""
-    import threading
-
     for round_ in range(10):
-        url = f"sqlite:///{tmp_path}/new-{round_}.sqlite"
-        errors: list[BaseException] = []
-        stores = []
-
-        def op(
-            url: str = url, errors: list[BaseException] = errors, stores: list[Any] = stores
-        ) -> None:
-            try:
-                stores.append(open_store(url))
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=op) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        errors = open_together(f"sqlite:///{tmp_path}/new-{round_}.sqlite", 6)
         assert not errors, f"round {round_}: {errors}"
-        for s in stores:
-            s.close()
