@@ -181,7 +181,9 @@ def read_trace(path: str | Path, *, nonnegative: bool = False) -> Trace:
                     f"{p}: header must be 'timestamp,value'",
                     [("header", f"must be 'timestamp,value', got {header!r}")],
                 )
-            rows = _rows(reader, str(p), len(header))
+            # named columns only: a spreadsheet's trailing empty header cells name nothing
+            width = max(i + 1 for i, h in enumerate(header) if h.strip())
+            rows = _rows(reader, str(p), width)
             return _check_and_build(rows, str(p), nonnegative=nonnegative)
     except UnicodeDecodeError as exc:
         raise SpecError(

@@ -540,6 +540,11 @@ INVALID = [
         ["trace.file", "row 3"],
     ),
     Invalid(
+        "decimal-comma-under-a-trailing-comma-header",
+        b"timestamp,value,\n2024-03-01T00:00:00Z,1,\n2024-03-01T00:01:00Z,1,5\n",
+        ["trace.file", "row 3"],
+    ),
+    Invalid(
         "scale-overflows",
         csv_bytes(rows_every([1.0, 1e300], 60)),
         ["trace.scale", "overflow"],
