@@ -82,20 +82,23 @@ def _open_store(url: str) -> Any:
 
 
 def capped_policies(outcome: Any) -> list[str]:
-    """Policies whose maxReplicas is below what the oracle needs at the peak: they cannot meet
-    the SLO there, and may cost less than the oracle (which never violates)."""
+    """Policies whose maxReplicas is below what the load needs at the peak: they cannot meet
+    the SLO there, and may cost less than the oracle (which never violates). The backend's floor
+    (Bigtable storage) is not load: the engine keeps a policy at the floor even above its
+    maxReplicas, so a policy is capped only when both are below the load's peak."""
     from gemini.simulate.runner import slo_of
     from gemini.simulate.scoring import oracle_counts
 
     sc = outcome.scenario
-    counts = oracle_counts(outcome.grid, sc.model.capacity_per_replica, slo_of(sc), sc.model.floor)
+    counts = oracle_counts(outcome.grid, sc.model.capacity_per_replica, slo_of(sc))
     peak = max(counts, default=0)
+    floor = sc.model.floor
     return [
         f"policy {p.metadata.name}: spec.maxReplicas {p.spec.max_replicas} is below the {peak} "
         "the oracle needs at the peak: it cannot meet the SLO there and may cost less than "
         "the oracle"
         for p in sc.policies
-        if p.spec.max_replicas < peak
+        if max(p.spec.max_replicas, floor) < peak
     ]
 
 

@@ -637,3 +637,42 @@ def test_a_policy_capped_below_the_peak_is_warned_about(lab: Path) -> None:
     assert data["warnings"] and "capped" in data["warnings"][0]
     capped_run = next(r for r in data["results"] if r["name"] == "capped")
     assert capped_run["sloViolationMinutes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("storage_tb", "max_replicas", "warned"),
+    [(40, 3, False), (0, 2, True)],
+    ids=["storage-floor-above-max-covers-the-load", "load-peak-above-max-and-floor"],
+)
+def test_the_capped_warning_compares_the_load_peak_not_the_storage_floor(
+    lab: Path, storage_tb: float, max_replicas: int, warned: bool
+) -> None:
+    # The load (three.csv over 60: at most 40/s, on 15/s nodes at 90 %) needs 3 nodes. 40 TB at
+    # 5 TB x 0.7 per node is a storage floor of 12 nodes, which the engine keeps even above
+    # maxReplicas 3: that policy is not capped. Without storage, maxReplicas 2 is.
+    bt = {**BIGTABLE, "spec": {**BIGTABLE["spec"], "maxReplicas": max_replicas}}
+    doc = contract_example(
+        trace={"file": "../traces/three.csv", "scale": 1 / 60},
+        backend={
+            "kind": "bigtable",
+            "capacityPerReplica": 15.0,
+            "initialReplicas": 12 if storage_tb else 2,
+            "storageTb": storage_tb,
+        },
+        policies=[bt],
+        stepSeconds=60,
+    )
+    path = lab / "scenarios" / "floor.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = lab / "floor.json"
+    proc = run_cli("simulate", str(path), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    oracle = next(r for r in data["results"] if r["name"] == "oracle")
+    assert oracle["maxReplicas"] == (12 if storage_tb else 3)
+    if warned:
+        assert "policy bt: spec.maxReplicas 2 is below the 3 the oracle needs" in proc.stderr
+        assert len(data["warnings"]) == 1
+    else:
+        assert "warning" not in proc.stderr
+        assert "warnings" not in data
