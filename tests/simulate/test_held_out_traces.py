@@ -655,6 +655,31 @@ def test_span_without_an_offset_is_utc_whatever_the_local_zone(tmp_path: Path) -
     assert oracle["capacityHours"] == pytest.approx(2 * 20 / 60, abs=1e-4)
 
 
+@pytest.mark.parametrize("tz", [None, "UTC", "America/New_York"], ids=["naive", "utc", "new-york"])
+def test_parquet_timestamps_are_instants_in_utc_whatever_the_local_zone(
+    tmp_path: Path, tz: str | None
+) -> None:
+    """Naive Parquet timestamps are UTC (like CSV's); zoned ones are instants (Arrow stores
+    them in UTC whatever the zone it names). The machine's zone never matters."""
+    from gemini.series import read_trace
+
+    path = tmp_path / "trace.parquet"
+    parquet_timestamps(tz)(path)
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    try:
+        trace = read_trace(path)
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+    assert trace.times[0] == T0.timestamp()
+    assert trace.times[1] - trace.times[0] == 60
+
+
 def test_empty_scenario_file_fails_clearly(tmp_path: Path) -> None:
     path = tmp_path / "scenario.yaml"
     path.write_text("")
