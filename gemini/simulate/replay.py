@@ -54,6 +54,12 @@ class Grid:
         b = Grid(self.time(cut), self.step, self.demand[cut:], self.masked[cut:])
         return a, b
 
+    def scaled(self, factor: float) -> Grid:
+        """The same grid with every step's demand multiplied by `factor` (the tuner's margin)."""
+        if factor == 1.0:
+            return self
+        return Grid(self.t0, self.step, tuple(d * factor for d in self.demand), self.masked)
+
     def decimated(self, factor: int) -> Grid:
         """Coarser grid (steps `factor` times longer, demand averaged): for fast tuning."""
         if factor <= 1:

@@ -114,6 +114,10 @@ class TuneSpec(_M):
     # default budget: hpa-default's training violation minutes x this; below 1 leaves a margin
     # so the held-back part, which the search never sees, stays within hpa-default's
     slo_budget_factor: float = Field(1.0, gt=0, le=1)
+    # trials are replayed on the training demand x (1 + this): a policy must keep the budget
+    # with this much more load than it was tuned on, so it does not sit on the edge of the
+    # training part (which the held-back part will cross)
+    demand_margin: float = Field(0.05, ge=0, le=1)
     space: dict[str, Range] = Field(default_factory=dict)
     decimate: int = Field(1, ge=1)
     max_days: float | None = Field(None, gt=0)

@@ -9,7 +9,10 @@ replay) or cloud libraries.
 Objective: capacity-hours on the training part; constraint: SLO-violation minutes on the
 training part <= the budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on
 the same part x `tune.sloBudgetFactor`, default 1; below 1 leaves a margin for the held-back
-part). Optuna's TPE sampler handles the constraint (feasible trials always rank first).
+part). Trials replay the training demand raised by `tune.demandMargin` (default 5 %), and the
+default budget is hpa-default's violations on that same raised demand: the best policy must keep
+up with more load than it was tuned on, so it is not one that only just fits the training part.
+Optuna's TPE sampler handles the constraint (feasible trials always rank first).
 """
 
 from __future__ import annotations
@@ -212,6 +215,7 @@ class TuneResult:
     baselines: dict[str, dict[str, Score]]
     oracle_hours: dict[str, float]
     budget: float
+    margin: float
     train_step: float
     feasible: bool
     # The held-back part's no-violation floor (`no_violation_floor`), or None.
@@ -225,6 +229,7 @@ class TuneResult:
             "trials": self.trials,
             "seed": self.seed,
             "sloBudgetMinutes": round(self.budget, 4),
+            "demandMargin": self.margin,
             "trainStepSeconds": self.train_step,
             "feasible": self.feasible,
             **({"noViolationFloor": self.floor} if self.floor is not None else {}),
@@ -257,6 +262,16 @@ def no_violation_floor(scenario: Scenario, grid: Grid) -> dict[str, float] | Non
     return {"leadSeconds": lead, "oracleRatio": round(sum(held) / total, 4)}
 
 
+def held_back_initial(scenario: Scenario, test: Grid) -> int:
+    """The size a replay of the held-back part starts at: what the oracle needs at its first
+    scored step (a masked step, inside an outage or a long gap, needs only the floor; the
+    first steps after it would then count start-up violations no deployment would have)."""
+    cap, slo, floor = scenario.model.capacity_per_replica, slo_of(scenario), scenario.model.floor
+    counts = oracle_counts(test, cap, slo, floor)
+    first = next((c for c, m in zip(counts, test.masked, strict=True) if not m), floor)
+    return max(1, first)
+
+
 def _train_grid(scenario: Scenario, train: Grid) -> Grid:
     t = scenario.spec.tune
     if t.max_days is not None:
@@ -284,18 +299,25 @@ def tune(
     full = grid_of(scenario)
     train_full, test = full.split(scenario.spec.tune.train_fraction)
     train = _train_grid(scenario, train_full)
-    slo = slo_of(scenario)
-    cap = scenario.model.capacity_per_replica
-    test_initial = max(1, oracle_counts(test, cap, slo, scenario.model.floor)[0])
+    margin = scenario.spec.tune.demand_margin
+    test_initial = held_back_initial(scenario, test)
 
     # baselines on exactly the grids the tuned policy is scored on
     hpa = hpa_default_policy(scenario, full)
     hpa_train = score_run(scenario, run_policy(scenario, hpa, train, kind="baseline"))
+    # the trials' training demand, raised by the margin; the default budget is what
+    # hpa-default violates on that same demand
+    stressed = train.scaled(1.0 + margin)
     budget = scenario.spec.tune.slo_budget_minutes
     if budget is None:
-        budget = hpa_train.slo_violation_minutes * scenario.spec.tune.slo_budget_factor
+        hpa_stressed = (
+            score_run(scenario, run_policy(scenario, hpa, stressed, kind="baseline"))
+            if stressed is not train
+            else hpa_train
+        )
+        budget = hpa_stressed.slo_violation_minutes * scenario.spec.tune.slo_budget_factor
 
-    _CTX.update(scenario=scenario, train=train, base=base)
+    _CTX.update(scenario=scenario, train=stressed, base=base)
 
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
@@ -381,6 +403,7 @@ def tune(
             "test": oracle_test.capacity_hours,
         },
         budget=budget,
+        margin=margin,
         train_step=train.step,
         feasible=bool(feasible),
         floor=no_violation_floor(scenario, test),

@@ -614,7 +614,7 @@ def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
 
     (tmp_path / "traces").mkdir()
     _write_csv(tmp_path / "traces" / "t.csv", _rows_rough(random.Random(3))[:900])
-    tune_spec: dict[str, Any] = {"decimate": 4}
+    tune_spec: dict[str, Any] = {"decimate": 4, "demandMargin": 0}
     if factor != 1.0:
         tune_spec["sloBudgetFactor"] = factor
     doc = contract_example(trace={"file": "../traces/t.csv"}, tune=tune_spec)
@@ -622,6 +622,70 @@ def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
     hpa = res.baselines["hpa-default"]["train"].slo_violation_minutes
     assert hpa > 0
     assert res.budget == pytest.approx(hpa * factor)
+
+
+def test_tune_trials_and_their_budget_see_the_training_demand_raised_by_the_margin(
+    tmp_path: Path,
+) -> None:
+    """The margin is the same as a trace `scale` 1.1 times larger: the budget is hpa-default's
+    violations on that demand, and the one trial (HPA's defaults) scores what it does there.
+    The reported training score is on the recorded demand."""
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import tune
+
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", _rows_rough(random.Random(3))[:900])
+    scale = 0.016667
+
+    def tuned(margin: float, factor: float) -> Any:
+        doc = contract_example(
+            trace={"file": "../traces/t.csv", "scale": scale * factor},
+            tune={"decimate": 4, "demandMargin": margin},
+        )
+        return tune(load_scenario(_scenario(tmp_path, doc)), trials=1, seed=0, jobs=1)
+
+    with_margin, raised = tuned(0.1, 1.0), tuned(0.0, 1.1)
+    assert with_margin.margin == 0.1 and with_margin.to_dict()["demandMargin"] == 0.1
+    assert with_margin.budget == pytest.approx(raised.budget)
+    # (not simply more: rounding to whole replicas moves hpa-default's headroom either way)
+    assert with_margin.budget != with_margin.baselines["hpa-default"]["train"].slo_violation_minutes
+    # the single trial is HPA's defaults, i.e. hpa-default: feasible on the raised demand
+    assert with_margin.feasible
+    nominal = tuned(0.0, 1.0)
+    assert with_margin.train.capacity_hours == pytest.approx(nominal.train.capacity_hours)
+
+
+def test_a_held_back_part_that_starts_masked_starts_at_the_first_scored_step(
+    tmp_path: Path,
+) -> None:
+    """An excluded window across the split: the held-back replay starts at the size the
+    oracle needs at the first scored step, not at the floor it needs inside the window."""
+    from gemini.simulate.runner import grid_of, slo_of
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.scoring import units_needed
+    from gemini.simulate.tuner import held_back_initial
+
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", [(60.0 * k, 1200.0) for k in range(100)])
+    cut = T0 + timedelta(minutes=70)
+    doc = contract_example(
+        trace={
+            "file": "../traces/t.csv",
+            "exclude": [
+                {
+                    "start": (cut - timedelta(minutes=5)).isoformat(),
+                    "end": (cut + timedelta(minutes=10)).isoformat(),
+                }
+            ],
+        },
+        tune={"trainFraction": 0.7},
+    )
+    scenario = load_scenario(_scenario(tmp_path, doc))
+    _, test = grid_of(scenario).split(0.7)
+    assert test.masked[0] and not all(test.masked)
+    need = units_needed(1200 * 0.016667, scenario.model.capacity_per_replica, slo_of(scenario))
+    assert need == 12
+    assert held_back_initial(scenario, test) == need
 
 
 def test_a_policy_capped_below_the_peak_is_warned_about(lab: Path) -> None:
