@@ -110,9 +110,11 @@ class Range(_M):
 
 class TuneSpec(_M):
     train_fraction: float = Field(0.7, gt=0, lt=1)
+    # violation minutes a trial may have on the training demand x (1 + demand_margin)
     slo_budget_minutes: float | None = Field(None, ge=0)
-    # default budget: hpa-default's training violation minutes x this; below 1 leaves a margin
-    # so the held-back part, which the search never sees, stays within hpa-default's
+    # default budget: hpa-default's violation minutes on that same demand x this; below 1
+    # leaves a margin so the held-back part, which the search never sees, stays within
+    # hpa-default's
     slo_budget_factor: float = Field(1.0, gt=0, le=1)
     # trials are replayed on the training demand x (1 + this): a policy must keep the budget
     # with this much more load than it was tuned on, so it does not sit on the edge of the

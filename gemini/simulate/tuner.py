@@ -18,6 +18,7 @@ Optuna's TPE sampler handles the constraint (feasible trials always rank first).
 from __future__ import annotations
 
 import copy
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 
 from gemini.errors import SpecError
-from gemini.policy.spec import ScalingPolicy, TargetType, parse_policy
+from gemini.policy.spec import MAX_REPLICAS, ScalingPolicy, TargetType, parse_policy
 from gemini.simulate.replay import Grid
 from gemini.simulate.runner import (
     baseline_runs,
@@ -186,6 +187,16 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
     return [start, smoothed] if smoothed != start else [start]
 
 
+def with_margin(policy: ScalingPolicy, margin: float) -> ScalingPolicy:
+    """The policy as a trial replays it on the demand raised by `margin`: its maxReplicas raised
+    in proportion (the margin tests how the policy follows more load, not whether a ceiling the
+    search does not tune was set for it). The manifest written keeps the user's maxReplicas."""
+    if margin <= 0:
+        return policy
+    cap = min(math.ceil(policy.spec.max_replicas * (1.0 + margin)), MAX_REPLICAS)
+    return policy.model_copy(update={"spec": policy.spec.model_copy(update={"max_replicas": cap})})
+
+
 # -- worker side ---------------------------------------------------------------------------------
 
 _CTX: dict[str, Any] = {}
@@ -195,7 +206,7 @@ def _evaluate(params: dict[str, float]) -> tuple[float, float]:
     scenario: Scenario = _CTX["scenario"]
     grid: Grid = _CTX["train"]
     try:
-        policy = apply_params(_CTX["base"], params)
+        policy = with_margin(apply_params(_CTX["base"], params), _CTX["margin"])
     except SpecError:
         return float("inf"), float("inf")
     run = run_policy(scenario, policy, grid)
@@ -216,6 +227,9 @@ class TuneResult:
     oracle_hours: dict[str, float]
     budget: float
     margin: float
+    # what the search scored for the best policy: the training demand x (1 + margin), which the
+    # budget is compared with (the `train` score is at the recorded demand)
+    searched: dict[str, float]
     train_step: float
     feasible: bool
     # The held-back part's no-violation floor (`no_violation_floor`), or None.
@@ -237,6 +251,7 @@ class TuneResult:
                 "policy": doc,
                 "params": self.params,
                 "train": self.train.to_dict(self.oracle_hours["train"]),
+                "trainWithMargin": self.searched,
                 "test": self.test.to_dict(self.oracle_hours["test"]),
             },
             "baselines": {
@@ -312,12 +327,12 @@ def tune(
     if budget is None:
         hpa_stressed = (
             score_run(scenario, run_policy(scenario, hpa, stressed, kind="baseline"))
-            if stressed is not train
+            if margin > 0
             else hpa_train
         )
         budget = hpa_stressed.slo_violation_minutes * scenario.spec.tune.slo_budget_factor
 
-    _CTX.update(scenario=scenario, train=stressed, base=base)
+    _CTX.update(scenario=scenario, train=stressed, base=base, margin=margin)
 
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
@@ -404,6 +419,10 @@ def tune(
         },
         budget=budget,
         margin=margin,
+        searched={
+            "capacityHours": round(float(best.value), 4),
+            "sloViolationMinutes": float(best.user_attrs["violationMinutes"]),
+        },
         train_step=train.step,
         feasible=bool(feasible),
         floor=no_violation_floor(scenario, test),

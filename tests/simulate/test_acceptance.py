@@ -644,15 +644,32 @@ def test_tune_trials_and_their_budget_see_the_training_demand_raised_by_the_marg
         )
         return tune(load_scenario(_scenario(tmp_path, doc)), trials=1, seed=0, jobs=1)
 
-    with_margin, raised = tuned(0.1, 1.0), tuned(0.0, 1.1)
-    assert with_margin.margin == 0.1 and with_margin.to_dict()["demandMargin"] == 0.1
+    with_margin, raised, nominal = tuned(0.1, 1.0), tuned(0.0, 1.1), tuned(0.0, 1.0)
+    doc = with_margin.to_dict()
+    assert with_margin.margin == 0.1 and doc["demandMargin"] == 0.1
     assert with_margin.budget == pytest.approx(raised.budget)
     # (not simply more: rounding to whole replicas moves hpa-default's headroom either way)
     assert with_margin.budget != with_margin.baselines["hpa-default"]["train"].slo_violation_minutes
-    # the single trial is HPA's defaults, i.e. hpa-default: feasible on the raised demand
-    assert with_margin.feasible
-    nominal = tuned(0.0, 1.0)
+    # the one trial (HPA's defaults on the scenario's policy) was scored on the raised demand:
+    # what the same policy scores on a trace 1.1 times larger
+    searched = doc["best"]["trainWithMargin"]
+    assert searched["sloViolationMinutes"] == raised.train.slo_violation_minutes
+    assert searched["capacityHours"] == pytest.approx(raised.train.capacity_hours, abs=1e-3)
+    assert searched["capacityHours"] > nominal.train.capacity_hours * 1.05
+    # the reported training score is on the recorded demand
     assert with_margin.train.capacity_hours == pytest.approx(nominal.train.capacity_hours)
+    assert with_margin.train.slo_violation_minutes == nominal.train.slo_violation_minutes
+
+
+def test_a_trial_on_the_raised_demand_has_its_max_replicas_raised_too() -> None:
+    from gemini.policy.spec import MAX_REPLICAS, parse_policy
+    from gemini.simulate.tuner import with_margin
+
+    policy = parse_policy({**WEB, "spec": {**WEB["spec"], "maxReplicas": 500}})
+    assert with_margin(policy, 0.05).spec.max_replicas == 525
+    assert with_margin(policy, 0.0) is policy
+    huge = parse_policy({**WEB, "spec": {**WEB["spec"], "maxReplicas": MAX_REPLICAS}})
+    assert with_margin(huge, 0.05).spec.max_replicas == MAX_REPLICAS
 
 
 def test_a_held_back_part_that_starts_masked_starts_at_the_first_scored_step(
@@ -666,7 +683,10 @@ def test_a_held_back_part_that_starts_masked_starts_at_the_first_scored_step(
     from gemini.simulate.tuner import held_back_initial
 
     (tmp_path / "traces").mkdir()
-    _write_csv(tmp_path / "traces" / "t.csv", [(60.0 * k, 1200.0) for k in range(100)])
+    # 600/min before the window, 1200 in its last minutes and the first ones after it, 2400
+    # from minute 85: only the first scored step's size is 12
+    levels = [600.0 if k < 75 else 1200.0 if k < 85 else 2400.0 for k in range(100)]
+    _write_csv(tmp_path / "traces" / "t.csv", [(60.0 * k, v) for k, v in enumerate(levels)])
     cut = T0 + timedelta(minutes=70)
     doc = contract_example(
         trace={
