@@ -228,6 +228,14 @@ def tune_command(
             r["kind"] = split
             rows.append(r)
     print_table({"results": rows}, f"tune {data['scenario']}: {trials} trials, seed {seed}")
+    if not result.feasible:
+        searched = data["best"]["trainWithMargin"]["sloViolationMinutes"]
+        print(
+            f"{scenario}: warning: no trial kept the SLO budget of {data['sloBudgetMinutes']} "
+            f"violation minutes (on the training demand x {1 + result.margin:g}); the best "
+            f"policy is the one that came closest ({searched:g} minutes)",
+            file=sys.stderr,
+        )
     try:
         if json_out is not None:
             json_out.write_text(json.dumps(data, indent=2) + "\n")

@@ -137,6 +137,24 @@ def test_tune_writes_a_valid_manifest_and_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_tune_says_when_no_trial_kept_the_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # load jumps 1 -> 40 every 10 minutes and a replica takes 60 s to start: every policy
+    # violates, so a budget of 0 minutes cannot be kept
+    values = [40.0 if (i // 10) % 2 else 1.0 for i in range(240)]
+    path = write_scenario(tmp_path, values, tune={"sloBudgetMinutes": 0})
+    out = tmp_path / "t.json"
+    assert tune_command(path, 2, 0, out, None, 1) == 0
+    data = json.loads(out.read_text())
+    assert data["feasible"] is False
+    searched = data["best"]["trainWithMargin"]["sloViolationMinutes"]
+    assert searched > 0
+    err = capsys.readouterr().err
+    assert f"{path}: warning: no trial kept the SLO budget of 0.0 violation minutes" in err
+    assert "training demand x 1.05" in err and f"({searched:g} minutes)" in err
+
+
 def test_tune_is_seeded(tmp_path: Path) -> None:
     from gemini.simulate.scenario import load_scenario
     from gemini.simulate.tuner import tune
