@@ -28,7 +28,13 @@ from typing import Any
 import yaml
 
 from gemini.errors import SpecError
-from gemini.policy.spec import MAX_REPLICAS, ScalingPolicy, TargetType, parse_policy
+from gemini.policy.spec import (
+    MAX_REPLICAS,
+    MetricTarget,
+    ScalingPolicy,
+    TargetType,
+    parse_policy,
+)
 from gemini.simulate.replay import Grid
 from gemini.simulate.runner import (
     baseline_runs,
@@ -51,18 +57,26 @@ class Param:
     log: bool = False
 
 
+def _target_param(name: str, target: MetricTarget) -> Param:
+    if target.type is TargetType.UTILIZATION:
+        return Param(name, 30, 95)
+    amount = target.amount
+    return Param(name, amount * 0.4, amount * 2.5, integer=False, log=True)
+
+
 def search_space(policy: ScalingPolicy, overrides: dict[str, Range] | None = None) -> list[Param]:
     """Declared parameters with defaults; `tune.space` in the scenario overrides the ranges."""
     space: list[Param] = []
     metric = policy.spec.metrics[0]
     if metric.target is not None:
-        if metric.target.type is TargetType.UTILIZATION:
-            space.append(Param("target", 30, 95))
-        else:
-            amount = metric.target.amount
-            space.append(Param("target", amount * 0.4, amount * 2.5, integer=False, log=True))
+        space.append(_target_param("target", metric.target))
     elif metric.step_scaling is not None:
         space.append(Param("stepScale", 0.5, 2.0, integer=False, log=True))
+    # every further metric's own target (a queue policy reading arrivals and backlog: the
+    # replica count is the largest proposal, so either target can set the cost)
+    for other in policy.spec.metrics[1:]:
+        if other.target is not None:
+            space.append(_target_param(f"target.{other.name}", other.target))
     space += [
         # metric smoothing: 0 reads the newest sample; > 0 reduces that span with Max (noise
         # is absorbed without under-reading a rise: Max over a window never lags a peak)
@@ -99,14 +113,16 @@ def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPoli
     doc.pop("status", None)
     spec = doc["spec"]
     m0 = spec["metrics"][0]
-    if "target" in params and "target" in m0:
-        t = m0["target"]
-        if t["type"] == "Utilization":
-            t["averageUtilization"] = round(params["target"])
-        elif t["type"] == "AverageValue":
-            t["averageValue"] = float(params["target"])
-        else:
-            t["value"] = float(params["target"])
+    for i, m in enumerate(spec["metrics"]):
+        key = "target" if i == 0 else f"target.{m['name']}"
+        if key in params and "target" in m:
+            t = m["target"]
+            if t["type"] == "Utilization":
+                t["averageUtilization"] = round(params[key])
+            elif t["type"] == "AverageValue":
+                t["averageValue"] = float(params[key])
+            else:
+                t["value"] = float(params[key])
     if "stepScale" in params and "stepScaling" in m0:
         f = float(params["stepScale"])
         for step in m0["stepScaling"]["steps"]:
@@ -162,7 +178,8 @@ HPA_DEFAULTS: dict[str, float] = {
 
 def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str, float]]:
     """First trials: HPA's defaults (so the search starts from the hpa-default baseline when
-    the policy tracks utilization), inside the declared ranges."""
+    the policy tracks utilization) and the policy's own targets for value metrics and further
+    metrics, inside the declared ranges."""
     bounds = {p.name: p for p in space}
     metric = policy.spec.metrics[0]
     start: dict[str, float] = {}
@@ -176,6 +193,17 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
         p = bounds[name]
         v = min(max(value, p.low), p.high)
         start[name] = int(v) if p.integer else float(v)
+    # a value target, and every further metric's, starts at the policy's own (HPA's 70 % is
+    # a utilization)
+    for i, other in enumerate(policy.spec.metrics):
+        p = bounds.get("target" if i == 0 else f"target.{other.name}")
+        if p is None or other.target is None or p.name in start:
+            continue
+        own = other.target.amount
+        if other.target.type is TargetType.UTILIZATION:
+            own *= 100
+        v = min(max(own, p.low), p.high)
+        start[p.name] = round(v) if p.integer else float(v)
     if not start:
         return []
     # and the same with a smoothed metric (Max over 5 minutes): a second, usually cheaper,

@@ -605,6 +605,41 @@ def test_tuner_parameters_reach_the_manifest(
     assert starts[0]["scaleUpTolerance"] == starts[0]["scaleDownTolerance"] == 0.1
 
 
+def test_every_metric_target_is_searched_and_starts_at_the_policy_own() -> None:
+    """A queue policy reading arrivals and backlog scales to the larger proposal, so the
+    backlog target sets the cost as much as the first metric's: both are parameters."""
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.tuner import apply_params, search_space, starting_points
+
+    arrivals = {
+        "name": "arrivals",
+        "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "rate(x[1m])"}},
+        "target": {"type": "AverageValue", "averageValue": 0.07},
+    }
+    cpu = {**arrivals, "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 65}}
+    doc = {
+        **QUEUE,
+        "spec": {**QUEUE["spec"], "metrics": [arrivals, *QUEUE["spec"]["metrics"], cpu]},
+    }
+    base = parse_policy(doc)
+    space = {p.name: p for p in search_space(base)}
+    assert (space["target"].low, space["target"].high) == pytest.approx((0.028, 0.175))
+    assert (space["target.backlog"].low, space["target.backlog"].high) == pytest.approx((12, 75))
+    assert space["target.backlog"].log and not space["target.backlog"].integer
+    assert (space["target.cpu"].low, space["target.cpu"].high, space["target.cpu"].integer) == (
+        30,
+        95,
+        True,
+    )
+    start = starting_points(base, list(space.values()))[0]
+    assert start["target"] == pytest.approx(0.07)
+    assert start["target.backlog"] == pytest.approx(30) and start["target.cpu"] == 65
+    tuned = apply_params(base, {"target": 0.1, "target.backlog": 45.5, "target.cpu": 80.4})
+    targets = [m.target for m in tuned.spec.metrics]
+    assert [t.average_value for t in targets[:2]] == [0.1, 45.5]
+    assert targets[2].average_utilization == 80
+
+
 @pytest.mark.parametrize("factor", [1.0, 0.5], ids=["default-budget", "half-budget"])
 def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
     tmp_path: Path, factor: float
