@@ -196,14 +196,14 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
     # a value target, and every further metric's, starts at the policy's own (HPA's 70 % is
     # a utilization)
     for i, other in enumerate(policy.spec.metrics):
-        p = bounds.get("target" if i == 0 else f"target.{other.name}")
-        if p is None or other.target is None or p.name in start:
+        key = "target" if i == 0 else f"target.{other.name}"
+        if key not in bounds or other.target is None or key in start:
             continue
         own = other.target.amount
         if other.target.type is TargetType.UTILIZATION:
             own *= 100
-        v = min(max(own, p.low), p.high)
-        start[p.name] = round(v) if p.integer else float(v)
+        v = min(max(own, bounds[key].low), bounds[key].high)
+        start[key] = round(v) if bounds[key].integer else float(v)
     if not start:
         return []
     # and the same with a smoothed metric (Max over 5 minutes): a second, usually cheaper,
@@ -448,7 +448,7 @@ def tune(
         budget=budget,
         margin=margin,
         searched={
-            "capacityHours": round(float(best.value), 4),
+            "capacityHours": round(float(best.value or 0.0), 4),
             "sloViolationMinutes": float(best.user_attrs["violationMinutes"]),
         },
         train_step=train.step,
