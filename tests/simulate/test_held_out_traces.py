@@ -13,7 +13,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -628,6 +629,22 @@ def test_invalid_held_out_input_fails_with_one_clear_line(tmp_path: Path, case: 
         assert fragment in text, (fragment, text)
 
 
+@contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """The process's local time zone set to `name` for the block (TZ and tzset)."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
 def test_span_without_an_offset_is_utc_whatever_the_local_zone(tmp_path: Path) -> None:
     doc = scenario_doc(
         trace={
@@ -637,17 +654,8 @@ def test_span_without_an_offset_is_utc_whatever_the_local_zone(tmp_path: Path) -
         policies=[],
     )
     path = write_case(tmp_path, csv_bytes(rows_every([1.0] * 60, 60)), "trace.csv", doc)
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    try:
+    with local_zone("America/New_York"):
         data = simulate_ok(path)
-    finally:
-        if saved is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
     # 00:30Z to 01:00Z at 15 s steps (read as New York time, the span would be empty)
     assert data["steps"] == 120
     # the excluded 10 minutes need no capacity (UTC too: 20 of 30 minutes are scored)
@@ -665,17 +673,8 @@ def test_parquet_timestamps_are_instants_in_utc_whatever_the_local_zone(
 
     path = tmp_path / "trace.parquet"
     parquet_timestamps(tz)(path)
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Kolkata"
-    time.tzset()
-    try:
+    with local_zone("Asia/Kolkata"):
         trace = read_trace(path)
-    finally:
-        if saved is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
     assert trace.times[0] == T0.timestamp()
     assert trace.times[1] - trace.times[0] == 60
 
