@@ -6,13 +6,13 @@ worker processes and the best manifest. Every evaluation is a full closed-loop r
 `gemini.loop.tick`. Must not import `gemini.metrics` sources, `gemini.scalers` (other than via the
 replay) or cloud libraries.
 
-Objective: capacity-hours on the training part; constraint: SLO-violation minutes on the
-training part <= the budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on
-the same part x `tune.sloBudgetFactor`, default 1; below 1 leaves a margin for the held-back
-part). Trials replay the training demand raised by `tune.demandMargin` (default 5 %), and the
-default budget is hpa-default's violations on that same raised demand: the best policy must keep
-up with more load than it was tuned on, so it is not one that only just fits the training part.
-Optuna's TPE sampler handles the constraint (feasible trials always rank first).
+Objective: capacity-hours on the training part; constraint: SLO-violation minutes there <= the
+budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on the same demand x
+`tune.sloBudgetFactor`, default 1; below 1 leaves a margin for the held-back part). Trials
+replay the training demand raised by `tune.demandMargin` (default 5 %), and both sides of the
+constraint count on that raised demand: the best policy must keep up with more load than it was
+tuned on, so it is not one that only just fits the training part. Optuna's TPE sampler handles
+the constraint (feasible trials always rank first).
 """
 
 from __future__ import annotations
