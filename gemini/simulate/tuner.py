@@ -415,6 +415,8 @@ def tune(
     else:
         best = min(finished, key=lambda t: (t.user_attrs["excess"], t.value, t.number))
     params = dict(best.params)
+    best_hours = best.value
+    assert best_hours is not None  # `finished` keeps trials with a value
     policy = apply_params(base, params)
     meta = copy.deepcopy(policy.model_dump(by_alias=True, exclude_none=True, mode="json"))
     meta["metadata"].setdefault("annotations", {})
@@ -448,7 +450,7 @@ def tune(
         budget=budget,
         margin=margin,
         searched={
-            "capacityHours": round(float(best.value or 0.0), 4),
+            "capacityHours": round(best_hours, 4),
             "sloViolationMinutes": float(best.user_attrs["violationMinutes"]),
         },
         train_step=train.step,
