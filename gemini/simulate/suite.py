@@ -87,8 +87,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "what perfect foresight costs when replicas serve only after the start-up delay",
             "(deployments): no policy without violations is cheaper (see `docs/simulator.md`).",
             "",
-            "| scenario | trials | tuned x oracle | tuned violation min | hpa-default x oracle "
-            "| hpa-default violation min | floor x oracle | goal met |",
+            "| scenario | trials (replays) | tuned x oracle | tuned violation min "
+            "| hpa-default x oracle | hpa-default violation min | floor x oracle | goal met |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for res in tuned:
@@ -99,7 +99,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             )
             floor = (t.get("noViolationFloor") or {}).get("oracleRatio")
             lines.append(
-                f"| {t['scenario']} | {t['trials']} | {_fmt(best.get('oracleRatio'))} "
+                f"| {t['scenario']} | {t['trials']} ({t.get('replays', '-')}) "
+                f"| {_fmt(best.get('oracleRatio'))} "
                 f"| {_fmt(best['sloViolationMinutes'], 1)} | {_fmt(hpa.get('oracleRatio'))} "
                 f"| {_fmt(hpa['sloViolationMinutes'], 1)} | {_fmt(floor)} "
                 f"| {'yes' if met else 'no'} |"

@@ -8,11 +8,14 @@ replay) or cloud libraries.
 
 Objective: capacity-hours on the training part; constraint: SLO-violation minutes there <= the
 budget (`tune.sloBudgetMinutes`, else hpa-default's violation minutes on the same demand x
-`tune.sloBudgetFactor`, default 1; below 1 leaves a margin for the held-back part). Trials
+`tune.sloBudgetFactor`, default 0.9: a margin for the held-back part). Trials
 replay the training demand raised by `tune.demandMargin` (default 5 %), and both sides of the
 constraint count on that raised demand: the best policy must keep up with more load than it was
 tuned on, so it is not one that only just fits the training part. Optuna's TPE sampler handles
-the constraint (feasible trials always rank first).
+the constraint (feasible trials always rank first). With `tune.fitTarget` (the default) the
+first metric's target is not sampled: each trial's line search (`fit_target`) sets it to the
+highest target that keeps the budget, so every trial sits on the budget and trials compare by
+cost alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +183,8 @@ HPA_DEFAULTS: dict[str, float] = {
 def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str, float]]:
     """First trials: HPA's defaults (so the search starts from the hpa-default baseline when
     the policy tracks utilization) and the policy's own targets for value metrics and further
-    metrics, inside the declared ranges."""
+    metrics, inside the declared ranges; then two variants of it (smoothed; following the load
+    without stabilisation or tolerance)."""
     bounds = {p.name: p for p in space}
     metric = policy.spec.metrics[0]
     start: dict[str, float] = {}
@@ -206,13 +211,29 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
         start[key] = round(v) if bounds[key].integer else float(v)
     if not start:
         return []
-    # and the same with a smoothed metric (Max over 5 minutes): a second, usually cheaper,
-    # anchor for the sampler on noisy traces
-    smoothed = dict(start)
-    if "metricWindow" in bounds:
-        w = bounds["metricWindow"]
-        smoothed["metricWindow"] = int(min(max(300, w.low), w.high))
-    return [start, smoothed] if smoothed != start else [start]
+
+    def anchor(**values: float) -> dict[str, float]:
+        out = dict(start)
+        for name, value in values.items():
+            if name in bounds:
+                p = bounds[name]
+                v = min(max(value, p.low), p.high)
+                out[name] = int(v) if p.integer else float(v)
+        return out
+
+    anchors = [
+        start,
+        # the same with a smoothed metric (Max over 5 minutes): usually cheaper on noisy traces
+        anchor(metricWindow=300),
+        # and one that follows the load both ways: no scale-down window, no tolerance, so the
+        # target alone sets the headroom (with a fitted target, the budget sets the target)
+        anchor(scaleDownWindow=0, scaleUpTolerance=0, scaleDownTolerance=0),
+    ]
+    unique: list[dict[str, float]] = []
+    for a in anchors:
+        if a not in unique:
+            unique.append(a)
+    return unique
 
 
 def with_margin(policy: ScalingPolicy, margin: float) -> ScalingPolicy:
@@ -223,6 +244,119 @@ def with_margin(policy: ScalingPolicy, margin: float) -> ScalingPolicy:
         return policy
     cap = min(math.ceil(policy.spec.max_replicas * (1.0 + margin)), MAX_REPLICAS)
     return policy.model_copy(update={"spec": policy.spec.model_copy(update={"max_replicas": cap})})
+
+
+# -- the target's line search -------------------------------------------------------------------
+
+# relative step between neighbouring values of a fitted float target (a log-scale range)
+FLOAT_STEP = 0.02
+# replays one fit may spend (from a start next to the boundary a fit takes 2-3)
+MAX_FIT_REPLAYS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Lattice:
+    """The values a fitted parameter can take, indexed 0..size-1 in increasing order: whole
+    numbers for an integer range, 2 % steps for a log range, 1/100ths of a linear range."""
+
+    param: Param
+
+    @property
+    def size(self) -> int:
+        p = self.param
+        if p.integer:
+            return int(p.high) - int(p.low) + 1
+        if p.log and p.low > 0:
+            return int(math.log(p.high / p.low) / math.log1p(FLOAT_STEP)) + 1
+        return 101
+
+    def value(self, i: int) -> float:
+        p = self.param
+        if p.integer:
+            return float(int(p.low) + i)
+        if p.log and p.low > 0:
+            return min(p.low * (1.0 + FLOAT_STEP) ** i, p.high)
+        return p.low + (p.high - p.low) * i / 100
+
+    def index(self, v: float) -> int:
+        p = self.param
+        v = min(max(v, p.low), p.high)
+        if p.integer:
+            i = round(v) - int(p.low)
+        elif p.log and p.low > 0:
+            i = round(math.log(v / p.low) / math.log1p(FLOAT_STEP))
+        else:
+            i = round((v - p.low) / (p.high - p.low) * 100) if p.high > p.low else 0
+        return min(max(i, 0), self.size - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    target: float
+    hours: float
+    violations: float
+    replays: int
+
+
+def fit_target(
+    evaluate: Callable[[float], tuple[float, float]],
+    param: Param,
+    start: float,
+    budget: float,
+    max_replays: int = MAX_FIT_REPLAYS,
+    bound: float = math.inf,
+) -> Fit:
+    """The cheapest target on `param`'s lattice whose violation minutes keep `budget`, searched
+    from `start`: doubling steps up while the budget holds (down while it does not) until it
+    flips, then bisection. A higher target means fewer replicas, so the boundary is where the
+    cost is lowest; rounding to whole replicas makes violations only roughly monotone in the
+    target, so the answer is the cheapest feasible point replayed, not the last one. With no
+    feasible point within `max_replays`, the one with the fewest violations (then cost).
+    `bound` is the cost to beat (the best trial's so far): a walk down stops at a point over the
+    budget that already costs that much, since lower targets only cost more.
+    `evaluate(target)` returns (capacity-hours, violation minutes)."""
+    lattice = Lattice(param)
+    seen: dict[int, tuple[float, float]] = {}
+
+    def ok(i: int) -> bool:
+        if i not in seen:
+            seen[i] = evaluate(lattice.value(i))
+        return seen[i][1] <= budget
+
+    top = lattice.size - 1
+    first = lattice.index(start)
+    lo: int | None = None  # highest index known to keep the budget
+    hi: int | None = None  # lowest index above it known to break it
+    step = 1
+    if ok(first):
+        lo = first
+        while lo < top and len(seen) < max_replays:
+            j = min(lo + step, top)
+            if not ok(j):
+                hi = j
+                break
+            lo, step = j, step * 2
+    else:
+        hi = first
+        while hi > 0 and len(seen) < max_replays and seen[hi][0] < bound:
+            j = max(hi - step, 0)
+            if ok(j):
+                lo = j
+                break
+            hi, step = j, step * 2
+    while lo is not None and hi is not None and hi - lo > 1 and len(seen) < max_replays:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    feasible = [i for i, (_, v) in seen.items() if v <= budget]
+    if feasible:
+        best = min(feasible, key=lambda i: (seen[i][0], -i))
+    else:
+        best = min(seen, key=lambda i: (seen[i][1], seen[i][0], -i))
+    hours, violations = seen[best]
+    return Fit(lattice.value(best), hours, violations, len(seen))
 
 
 # -- worker side ---------------------------------------------------------------------------------
@@ -242,10 +376,30 @@ def _evaluate(params: dict[str, float]) -> tuple[float, float]:
     return s.capacity_hours, s.slo_violation_minutes
 
 
+def _trial(job: tuple[dict[str, float], float | None, float]) -> Fit:
+    """One trial: the sampled parameters replayed as they are, or with the target fitted from
+    the start given (and the cost to beat)."""
+    params, start, bound = job
+    fitted: Param | None = _CTX["fitted"]
+    if fitted is None or start is None:
+        hours, violations = _evaluate(params)
+        return Fit(params.get("target", math.nan), hours, violations, 1)
+    return fit_target(
+        lambda t: _evaluate({**params, fitted.name: t}),
+        fitted,
+        start,
+        _CTX["budget"],
+        bound=bound,
+    )
+
+
 @dataclass(slots=True)
 class TuneResult:
     scenario: Scenario
     trials: int
+    # replays of the training part the search ran (a fitted target takes a few a trial)
+    replays: int
+    fit_target: bool
     seed: int
     policy: ScalingPolicy
     params: dict[str, float]
@@ -269,6 +423,8 @@ class TuneResult:
         return {
             "scenario": self.scenario.name,
             "trials": self.trials,
+            "replays": self.replays,
+            "fitTarget": self.fit_target,
             "seed": self.seed,
             "sloBudgetMinutes": round(self.budget, 4),
             "demandMargin": self.margin,
@@ -360,11 +516,25 @@ def tune(
         )
         budget = hpa_stressed.slo_violation_minutes * scenario.spec.tune.slo_budget_factor
 
-    _CTX.update(scenario=scenario, train=stressed, base=base, margin=margin)
+    # the fitted target is not sampled: each trial's line search starts from the best
+    # feasible trial's fitted target so far (else the starting points')
+    fitted = next((p for p in space if p.name == "target"), None)
+    if not scenario.spec.tune.fit_target:
+        fitted = None
+    starts = starting_points(base, space)
+    sampled = [p for p in space if p is not fitted]
+    start_target: float | None = None
+    if fitted is not None:
+        start_target = starts[0]["target"] if starts else (fitted.low + fitted.high) / 2
+        starts = [{k: v for k, v in st.items() if k != "target"} for st in starts]
+
+    _CTX.update(
+        scenario=scenario, train=stressed, base=base, margin=margin, budget=budget, fitted=fitted
+    )
 
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    for start in starting_points(base, space):
+    for start in starts:
         study.enqueue_trial(start, skip_if_exists=True)
     bar = None
     if progress:
@@ -374,13 +544,19 @@ def tune(
     workers = max(1, min(jobs, os.cpu_count() or 1))
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
-        done = 0
+        done = replays = 0
         while done < trials:
             batch = [study.ask() for _ in range(min(workers, trials - done))]
-            params_list = []
+            jobs_list: list[tuple[dict[str, float], float | None, float]] = []
+            kept = [t for t in study.trials if t.user_attrs.get("excess", 1.0) <= 0]
+            bound = math.inf
+            if fitted is not None and kept:
+                leader = min(kept, key=lambda t: (t.value, t.number))
+                start_target = leader.user_attrs["target"]
+                bound = math.inf if leader.value is None else float(leader.value)
             for trial in batch:
                 params: dict[str, float] = {}
-                for p in space:
+                for p in sampled:
                     if p.integer:
                         params[p.name] = trial.suggest_int(
                             p.name, int(p.low), int(p.high), log=p.log and p.low > 0
@@ -389,16 +565,20 @@ def tune(
                         params[p.name] = trial.suggest_float(
                             p.name, p.low, p.high, log=p.log and p.low > 0
                         )
-                params_list.append(params)
+                jobs_list.append((params, start_target, bound))
             if pool is not None:
-                outs = list(pool.map(_evaluate, params_list))
+                fits = list(pool.map(_trial, jobs_list))
             else:
-                outs = [_evaluate(p) for p in params_list]
-            for trial, (hours, viol) in zip(batch, outs, strict=True):
-                trial.set_user_attr("violationMinutes", viol)
-                trial.set_user_attr("excess", viol - budget)
-                trial.set_constraint("slo", viol - budget)
-                study.tell(trial, hours)
+                fits = [_trial(job) for job in jobs_list]
+            for trial, fit in zip(batch, fits, strict=True):
+                trial.set_user_attr("violationMinutes", fit.violations)
+                trial.set_user_attr("excess", fit.violations - budget)
+                trial.set_user_attr("replays", fit.replays)
+                if fitted is not None:
+                    trial.set_user_attr("target", fit.target)
+                trial.set_constraint("slo", fit.violations - budget)
+                study.tell(trial, fit.hours)
+                replays += fit.replays
             done += len(batch)
             if bar is not None:
                 bar.update(len(batch))
@@ -415,6 +595,9 @@ def tune(
     else:
         best = min(finished, key=lambda t: (t.user_attrs["excess"], t.value, t.number))
     params = dict(best.params)
+    if fitted is not None:
+        t = float(best.user_attrs["target"])
+        params = {"target": int(t) if fitted.integer else t, **params}
     best_hours = best.value
     assert best_hours is not None  # `finished` keeps trials with a value
     policy = apply_params(base, params)
@@ -434,6 +617,8 @@ def tune(
     return TuneResult(
         scenario=scenario,
         trials=trials,
+        replays=replays,
+        fit_target=fitted is not None,
         seed=seed,
         policy=policy,
         params={k: float(v) for k, v in params.items()},

@@ -601,8 +601,15 @@ def test_tuner_parameters_reach_the_manifest(
         assert tuned.spec.behavior.scale_up.tolerance == pytest.approx(0.02)
         assert down.tolerance == pytest.approx(0.4)
     starts = starting_points(base, search_space(base))
-    assert [s["metricWindow"] for s in starts] == [0, 300]
+    # HPA's defaults, the same smoothed, the same following the load without stabilisation
+    assert [s["metricWindow"] for s in starts] == [0, 300, 0]
     assert starts[0]["scaleUpTolerance"] == starts[0]["scaleDownTolerance"] == 0.1
+    assert [starts[2][k] for k in ("scaleDownWindow", "scaleUpTolerance")] == [0, 0.0]
+    assert {k: v for k, v in starts[2].items() if starts[0][k] != v} == {
+        "scaleDownWindow": 0,
+        "scaleUpTolerance": 0.0,
+        "scaleDownTolerance": 0.0,
+    }
 
 
 def test_every_metric_target_is_searched_and_starts_at_the_policy_own() -> None:
@@ -640,9 +647,11 @@ def test_every_metric_target_is_searched_and_starts_at_the_policy_own() -> None:
     assert targets[2].average_utilization == 80
 
 
-@pytest.mark.parametrize("factor", [1.0, 0.5], ids=["default-budget", "half-budget"])
+@pytest.mark.parametrize(
+    ("factor", "expected"), [(None, 0.9), (0.5, 0.5), (1.0, 1.0)], ids=["default", "half", "one"]
+)
 def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
-    tmp_path: Path, factor: float
+    tmp_path: Path, factor: float | None, expected: float
 ) -> None:
     from gemini.simulate.scenario import load_scenario
     from gemini.simulate.tuner import tune
@@ -650,13 +659,13 @@ def test_tune_budget_is_hpa_default_training_violations_times_the_factor(
     (tmp_path / "traces").mkdir()
     _write_csv(tmp_path / "traces" / "t.csv", _rows_rough(random.Random(3))[:900])
     tune_spec: dict[str, Any] = {"decimate": 4, "demandMargin": 0}
-    if factor != 1.0:
+    if factor is not None:
         tune_spec["sloBudgetFactor"] = factor
     doc = contract_example(trace={"file": "../traces/t.csv"}, tune=tune_spec)
     res = tune(load_scenario(_scenario(tmp_path, doc)), trials=1, seed=0, jobs=1)
     hpa = res.baselines["hpa-default"]["train"].slo_violation_minutes
     assert hpa > 0
-    assert res.budget == pytest.approx(hpa * factor)
+    assert res.budget == pytest.approx(hpa * expected)
 
 
 def test_tune_trials_and_their_budget_see_the_training_demand_raised_by_the_margin(
@@ -675,7 +684,8 @@ def test_tune_trials_and_their_budget_see_the_training_demand_raised_by_the_marg
     def tuned(margin: float, factor: float) -> Any:
         doc = contract_example(
             trace={"file": "../traces/t.csv", "scale": scale * factor},
-            tune={"decimate": 4, "demandMargin": margin},
+            # HPA's defaults as they are (a fitted target would differ between the three)
+            tune={"decimate": 4, "demandMargin": margin, "fitTarget": False},
         )
         return tune(load_scenario(_scenario(tmp_path, doc)), trials=1, seed=0, jobs=1)
 
@@ -694,6 +704,44 @@ def test_tune_trials_and_their_budget_see_the_training_demand_raised_by_the_marg
     # the reported training score is on the recorded demand
     assert with_margin.train.capacity_hours == pytest.approx(nominal.train.capacity_hours)
     assert with_margin.train.slo_violation_minutes == nominal.train.slo_violation_minutes
+
+
+def test_each_trial_target_is_fitted_to_the_budget(tmp_path: Path) -> None:
+    """With `fitTarget` (the default) the search reports the best trial at the target its line
+    search found: replaying that policy on the raised training demand gives the searched score,
+    within the budget, and 1-3 percentage points more break the budget or (whole replicas round
+    either way) cost no less."""
+    from gemini.simulate.runner import grid_of, run_policy, score_run
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import _train_grid, apply_params, tune, with_margin
+
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", _rows_rough(random.Random(3))[:900])
+    doc = contract_example(trace={"file": "../traces/t.csv"}, tune={"decimate": 4})
+    sc = load_scenario(_scenario(tmp_path, doc))
+    res = tune(sc, trials=3, seed=0, jobs=1)
+    out = res.to_dict()
+    assert out["fitTarget"] is True and out["replays"] > out["trials"] == 3
+    assert res.feasible and res.searched["sloViolationMinutes"] <= res.budget
+
+    train, _ = grid_of(sc).split(sc.spec.tune.train_fraction)
+    raised = _train_grid(sc, train).scaled(1.0 + res.margin)
+
+    def replay(target: float) -> tuple[float, float]:
+        params = {**res.params, "target": target}
+        policy = with_margin(apply_params(sc.policies[0], params), res.margin)
+        s = score_run(sc, run_policy(sc, policy, raised))
+        return s.capacity_hours, s.slo_violation_minutes
+
+    target = res.params["target"]
+    assert res.policy.spec.metrics[0].target.average_utilization == target
+    hours, violations = replay(target)
+    assert hours == pytest.approx(res.searched["capacityHours"], abs=1e-3)
+    assert violations == res.searched["sloViolationMinutes"]
+    assert target != 70  # not HPA's, where the search started
+    for up in (1, 2, 3):
+        up_hours, up_violations = replay(target + up)
+        assert up_violations > res.budget or up_hours >= hours, up
 
 
 def test_a_trial_on_the_raised_demand_has_its_max_replicas_raised_too() -> None:

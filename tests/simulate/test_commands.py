@@ -187,6 +187,18 @@ def test_suite_runs_every_scenario_and_survives_a_broken_one(tmp_path: Path) -> 
     assert "| synthetic | oracle | baseline |" in md and "broken.yaml" in md
 
 
+def test_suite_tunes_and_tables_trials_with_their_replays(tmp_path: Path) -> None:
+    from gemini.simulate.suite import main
+
+    write_scenario(tmp_path, tune={"decimate": 2})
+    out = tmp_path / "results"
+    assert main([str(tmp_path), "--out", str(out), "--tune", "2", "--jobs", "1"]) == 0
+    tuned = json.loads((out / "results.json").read_text())[0]["tune"]
+    assert tuned["trials"] == 2 and tuned["replays"] >= 2 and tuned["fitTarget"] is True
+    row = next(line for line in (out / "results.md").read_text().splitlines() if "| 2 (" in line)
+    assert row.startswith(f"| synthetic | 2 ({tuned['replays']}) | ")
+
+
 def test_tune_starts_from_hpa_defaults_so_it_never_loses_to_them_on_train(tmp_path: Path) -> None:
     from gemini.simulate.scenario import load_scenario
     from gemini.simulate.tuner import tune

@@ -1,0 +1,134 @@
+"""The tuner's target line search (`fit_target`) on synthetic responses: no replays, the
+boundary is known, so the answer is exact."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gemini.simulate.tuner import MAX_FIT_REPLAYS, Lattice, Param, fit_target
+
+UTIL = Param("target", 30, 95)
+VALUE = Param("target", 0.028, 0.175, integer=False, log=True)
+LINEAR = Param("target", 0.0, 1.0, integer=False)
+
+
+def response(
+    boundary: float, *, worse: float = 10.0, holes: tuple[float, ...] = ()
+) -> Callable[[float], tuple[float, float]]:
+    """Capacity-hours fall as the target rises; violations are 0 up to `boundary` (and at the
+    `holes` above it), `worse` plus the distance beyond it otherwise."""
+
+    def evaluate(t: float) -> tuple[float, float]:
+        ok = t <= boundary + 1e-12 or any(abs(t - h) < 1e-9 for h in holes)
+        return 1000.0 / t if t > 0 else 1e9, 0.0 if ok else worse + (t - boundary)
+
+    return evaluate
+
+
+CASES = [
+    # name, param, boundary, start, expected target, replays (with up to 12 allowed)
+    ("start-below-the-boundary", UTIL, 77, 70, 77, 8),
+    ("start-above-the-boundary", UTIL, 77, 90, 77, 8),
+    ("start-on-the-boundary", UTIL, 77, 77, 77, 2),
+    ("start-just-above", UTIL, 77, 78, 77, 2),
+    ("everything-keeps-the-budget", UTIL, 200, 70, 95, 6),
+    ("only-the-lowest-keeps-it", UTIL, 30, 95, 30, 9),
+    ("start-outside-the-range", UTIL, 77, 120, 77, 10),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "param", "boundary", "start", "expected", "replays"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
+def test_fit_lands_on_the_highest_target_that_keeps_the_budget(
+    case: str, param: Param, boundary: float, start: float, expected: float, replays: int
+) -> None:
+    replayed: list[float] = []
+    evaluate = response(boundary)
+
+    def counted(t: float) -> tuple[float, float]:
+        replayed.append(t)
+        return evaluate(t)
+
+    fit = fit_target(counted, param, start, budget=0.0, max_replays=12)
+    assert fit.target == expected
+    assert fit.violations == 0.0 and fit.hours == pytest.approx(1000.0 / expected)
+    assert fit.replays == len(replayed) == len(set(replayed)) == replays
+
+
+def test_a_fit_out_of_replays_keeps_the_best_it_saw() -> None:
+    """From 95 down to 77 takes 10 replays; with the default 8 the fit stops between 76 and
+    80, on the highest target it saw keep the budget."""
+    fit = fit_target(response(77), UTIL, 120, budget=0.0)
+    assert fit.replays == MAX_FIT_REPLAYS == 8
+    assert fit.target == 76 and fit.violations == 0.0
+
+
+def test_with_nothing_in_budget_the_fit_is_the_fewest_violations() -> None:
+    fit = fit_target(response(10), UTIL, 70, budget=0.0)  # the boundary is below the range
+    assert fit.target == 30 and fit.violations == pytest.approx(30.0)
+    assert fit.replays <= MAX_FIT_REPLAYS
+
+
+def test_the_fit_is_the_cheapest_point_replayed_not_the_last_feasible() -> None:
+    """Whole replicas make violations only roughly monotone: a feasible point above an
+    infeasible one is taken when it was replayed."""
+    fit = fit_target(response(71, holes=(73.0,)), UTIL, 70, budget=0.0)
+    # replays 70, 71, 73 (a hole: kept), 77 (breaks), then bisects 75, 74
+    assert fit.target == 73
+
+
+def test_a_walk_down_stops_once_it_costs_more_than_the_best_so_far() -> None:
+    """Over the budget at 90 and already dearer there than the bound: lower targets only cost
+    more, so the trial cannot win and one replay is enough."""
+    fit = fit_target(response(77), UTIL, 90, budget=0.0, bound=1000.0 / 95)
+    assert fit.replays == 1 and fit.target == 90 and fit.violations > 0
+    # below the bound the walk goes on: 90, 89, 87, then 83 is over the budget and dearer
+    fit = fit_target(response(77), UTIL, 90, budget=0.0, bound=1000.0 / 85, max_replays=12)
+    assert fit.replays == 4 and fit.target == 83 and fit.violations > 0
+
+
+def test_a_budget_above_zero_is_what_the_fit_keeps() -> None:
+    # violations past the boundary are 10 + distance: a budget of 12 allows two steps more
+    fit = fit_target(response(77), UTIL, 70, budget=12.0)
+    assert fit.target == 79 and fit.violations == pytest.approx(12.0)
+
+
+def test_a_value_target_is_fitted_in_two_percent_steps() -> None:
+    # 18 steps of 2 % up from 0.07: six doublings and four bisections
+    fit = fit_target(response(0.1), VALUE, 0.07, budget=0.0, max_replays=12)
+    assert 0.1 / 1.02 <= fit.target <= 0.1 and fit.replays == 10
+
+
+@pytest.mark.parametrize("param", [UTIL, VALUE, LINEAR], ids=["integer", "log", "linear"])
+def test_the_lattice_spans_the_range_and_round_trips(param: Param) -> None:
+    lattice = Lattice(param)
+    values = [lattice.value(i) for i in range(lattice.size)]
+    assert values[0] == pytest.approx(param.low)
+    assert param.high / (1.03 if param.log else 1) <= values[-1] <= param.high
+    assert all(a < b for a, b in itertools.pairwise(values))
+    assert [lattice.index(v) for v in values] == list(range(lattice.size))
+    assert lattice.index(param.low - 1) == 0 and lattice.index(param.high + 1) == lattice.size - 1
+
+
+@given(
+    boundary=st.integers(30, 95),
+    start=st.integers(30, 95),
+)
+def test_a_monotone_response_is_fitted_exactly_given_the_replays(boundary: int, start: int) -> None:
+    """Doubling then bisection: never past the boundary; exact with enough replays."""
+    short = fit_target(response(boundary), UTIL, start, budget=0.0)
+    assert short.violations == 0.0 and short.target <= boundary
+    assert short.replays <= MAX_FIT_REPLAYS
+    exact = fit_target(response(boundary), UTIL, start, budget=0.0, max_replays=20)
+    assert exact.target == boundary
+    # and within log2 of the distance, twice, plus the start
+    assert exact.replays <= 2 * math.ceil(math.log2(abs(boundary - start) + 2)) + 2
