@@ -256,35 +256,52 @@ MAX_FIT_REPLAYS = 8
 
 @dataclass(frozen=True, slots=True)
 class Lattice:
-    """The values a fitted parameter can take, indexed 0..size-1 in increasing order: whole
-    numbers for an integer range, 2 % steps for a log range, 1/100ths of a linear range."""
+    """The values a fitted target can take, indexed 0..size-1 in increasing order: the whole
+    numbers in an integer range; in a float range above zero, 2 % steps up and down from
+    `anchor` (the policy's own target, say 0.07, is then on it exactly); 1/100ths of a float
+    range that reaches zero."""
 
     param: Param
+    anchor: float
+
+    def _geometric(self) -> bool:
+        return not self.param.integer and self.param.low > 0
+
+    def _span(self) -> tuple[int, int]:
+        """(first, last) step from the anchor (geometric) or whole number (integer)."""
+        p = self.param
+        if p.integer:
+            return math.ceil(p.low), max(math.floor(p.high), math.ceil(p.low))
+        a = min(max(self.anchor, p.low), p.high)
+        r = math.log1p(FLOAT_STEP)
+        return -math.floor(math.log(a / p.low) / r + 1e-9), math.floor(
+            math.log(p.high / a) / r + 1e-9
+        )
 
     @property
     def size(self) -> int:
-        p = self.param
-        if p.integer:
-            return int(p.high) - int(p.low) + 1
-        if p.log and p.low > 0:
-            return int(math.log(p.high / p.low) / math.log1p(FLOAT_STEP)) + 1
-        return 101
+        if self.param.integer or self._geometric():
+            first, last = self._span()
+            return last - first + 1
+        return 101 if self.param.high > self.param.low else 1
 
     def value(self, i: int) -> float:
         p = self.param
         if p.integer:
-            return float(int(p.low) + i)
-        if p.log and p.low > 0:
-            return min(p.low * (1.0 + FLOAT_STEP) ** i, p.high)
+            return float(self._span()[0] + i)
+        if self._geometric():
+            a = min(max(self.anchor, p.low), p.high)
+            return a * (1.0 + FLOAT_STEP) ** (self._span()[0] + i)
         return p.low + (p.high - p.low) * i / 100
 
     def index(self, v: float) -> int:
         p = self.param
         v = min(max(v, p.low), p.high)
         if p.integer:
-            i = round(v) - int(p.low)
-        elif p.log and p.low > 0:
-            i = round(math.log(v / p.low) / math.log1p(FLOAT_STEP))
+            i = round(v) - self._span()[0]
+        elif self._geometric():
+            a = min(max(self.anchor, p.low), p.high)
+            i = round(math.log(v / a) / math.log1p(FLOAT_STEP)) - self._span()[0]
         else:
             i = round((v - p.low) / (p.high - p.low) * 100) if p.high > p.low else 0
         return min(max(i, 0), self.size - 1)
@@ -315,7 +332,7 @@ def fit_target(
     `bound` is the cost to beat (the best trial's so far): a walk down stops at a point over the
     budget that already costs that much, since lower targets only cost more.
     `evaluate(target)` returns (capacity-hours, violation minutes)."""
-    lattice = Lattice(param)
+    lattice = Lattice(param, start)
     seen: dict[int, tuple[float, float]] = {}
 
     def ok(i: int) -> bool:

@@ -744,6 +744,34 @@ def test_each_trial_target_is_fitted_to_the_budget(tmp_path: Path) -> None:
         assert up_violations > res.budget or up_hours >= hours, up
 
 
+def test_a_value_target_is_fitted_on_its_own_scale_and_reaches_the_manifest(
+    tmp_path: Path,
+) -> None:
+    """An AverageValue target (load per replica) is fitted in 2 % steps from the policy's own:
+    the manifest carries exactly the fitted value, and the search kept the budget."""
+    from gemini.simulate.scenario import load_scenario
+    from gemini.simulate.tuner import FLOAT_STEP, tune
+
+    per_replica = {
+        "name": "load",
+        "source": {"prometheus": {"serverAddress": "http://prometheus:9090", "query": "up"}},
+        "target": {"type": "AverageValue", "averageValue": 1.2},
+    }
+    policy = {**WEB, "spec": {**WEB["spec"], "metrics": [per_replica]}}
+    (tmp_path / "traces").mkdir()
+    _write_csv(tmp_path / "traces" / "t.csv", _rows_rough(random.Random(3))[:900])
+    doc = contract_example(
+        trace={"file": "../traces/t.csv"}, policies=[policy], tune={"decimate": 4}
+    )
+    res = tune(load_scenario(_scenario(tmp_path, doc)), trials=3, seed=0, jobs=1)
+    target = res.params["target"]
+    assert res.policy.spec.metrics[0].target.average_value == target
+    assert res.feasible and res.searched["sloViolationMinutes"] <= res.budget
+    # on the lattice through the policy's own 1.2, not rounded to a whole number
+    steps = math.log(target / 1.2) / math.log1p(FLOAT_STEP)
+    assert steps == pytest.approx(round(steps), abs=1e-6) and target != round(target)
+
+
 def test_a_trial_on_the_raised_demand_has_its_max_replicas_raised_too() -> None:
     from gemini.policy.spec import MAX_REPLICAS, parse_policy
     from gemini.simulate.tuner import with_margin

@@ -108,15 +108,51 @@ def test_a_value_target_is_fitted_in_two_percent_steps() -> None:
     assert 0.1 / 1.02 <= fit.target <= 0.1 and fit.replays == 10
 
 
-@pytest.mark.parametrize("param", [UTIL, VALUE, LINEAR], ids=["integer", "log", "linear"])
-def test_the_lattice_spans_the_range_and_round_trips(param: Param) -> None:
-    lattice = Lattice(param)
+LATTICES = [
+    # name, param, anchor, size
+    ("integer", UTIL, 70, 66),
+    ("integer-fractional-bounds", Param("target", 40.5, 80.2), 70, 40),
+    ("value-log", VALUE, 0.07, 93),
+    ("value-linear-override", Param("target", 1.0, 1000.0, integer=False), 10.0, 349),
+    ("reaches-zero", LINEAR, 0.5, 101),
+    ("pinned", Param("target", 0.07, 0.07, integer=False), 0.07, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "param", "anchor", "size"), LATTICES, ids=[c[0] for c in LATTICES]
+)
+def test_the_lattice_spans_the_range_holds_the_anchor_and_round_trips(
+    case: str, param: Param, anchor: float, size: int
+) -> None:
+    lattice = Lattice(param, anchor)
     values = [lattice.value(i) for i in range(lattice.size)]
-    assert values[0] == pytest.approx(param.low)
-    assert param.high / (1.03 if param.log else 1) <= values[-1] <= param.high
+    assert lattice.size == size
+    step = 1.0 if param.integer else (param.high - param.low) / 100
+    relative = not param.integer and param.low > 0
+    # the first and last values are inside the range, within one step of its ends
+    lowest, highest = values[0], values[-1]
+    assert param.low - 1e-12 <= lowest <= param.high + 1e-12
+    assert param.low - 1e-12 <= highest <= param.high + 1e-12
+    if relative:
+        assert lowest < param.low * 1.0201 and highest > param.high / 1.0201
+    else:
+        assert lowest < param.low + step + 1e-12 and highest > param.high - step - 1e-12
     assert all(a < b for a, b in itertools.pairwise(values))
     assert [lattice.index(v) for v in values] == list(range(lattice.size))
+    assert lattice.value(lattice.index(anchor)) == pytest.approx(anchor, rel=1e-12)
     assert lattice.index(param.low - 1) == 0 and lattice.index(param.high + 1) == lattice.size - 1
+
+
+def test_a_value_target_starts_at_exactly_the_policy_own() -> None:
+    replayed: list[float] = []
+
+    def evaluate(t: float) -> tuple[float, float]:
+        replayed.append(t)
+        return response(0.1)(t)
+
+    fit_target(evaluate, VALUE, 0.07, budget=0.0)
+    assert replayed[0] == 0.07 and replayed[1] == pytest.approx(0.07 * 1.02)
 
 
 @given(
