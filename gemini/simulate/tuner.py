@@ -181,10 +181,11 @@ HPA_DEFAULTS: dict[str, float] = {
 
 
 def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str, float]]:
-    """First trials: HPA's defaults (so the search starts from the hpa-default baseline when
-    the policy tracks utilization) and the policy's own targets for value metrics and further
-    metrics, inside the declared ranges; then two variants of it (smoothed; following the load
-    without stabilisation or tolerance)."""
+    """First trials (anchors): HPA's defaults (the hpa-default baseline, when the policy
+    tracks utilization) with the policy's own targets for value metrics and further metrics,
+    inside the declared ranges; then two variants of it (smoothed; following the load without
+    stabilisation or tolerance). With a fitted target, the tuner drops `target` from them and
+    starts its line search there."""
     bounds = {p.name: p for p in space}
     metric = policy.spec.metrics[0]
     start: dict[str, float] = {}
