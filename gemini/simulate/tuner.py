@@ -180,6 +180,12 @@ HPA_DEFAULTS: dict[str, float] = {
 }
 
 
+def _inside(p: Param, value: float) -> float:
+    """`value` clamped into the parameter's range (a whole number for an integer one)."""
+    v = min(max(value, p.low), p.high)
+    return round(v) if p.integer else float(v)
+
+
 def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str, float]]:
     """First trials (anchors): HPA's defaults (the hpa-default baseline, when the policy
     tracks utilization) with the policy's own targets for value metrics and further metrics,
@@ -196,9 +202,7 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
             metric.target is None or metric.target.type is not TargetType.UTILIZATION
         ):
             continue
-        p = bounds[name]
-        v = min(max(value, p.low), p.high)
-        start[name] = int(v) if p.integer else float(v)
+        start[name] = _inside(bounds[name], value)
     # a value target, and every further metric's, starts at the policy's own (HPA's 70 % is
     # a utilization)
     for i, other in enumerate(policy.spec.metrics):
@@ -208,19 +212,12 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
         own = other.target.amount
         if other.target.type is TargetType.UTILIZATION:
             own *= 100
-        v = min(max(own, bounds[key].low), bounds[key].high)
-        start[key] = round(v) if bounds[key].integer else float(v)
+        start[key] = _inside(bounds[key], own)
     if not start:
         return []
 
     def anchor(**values: float) -> dict[str, float]:
-        out = dict(start)
-        for name, value in values.items():
-            if name in bounds:
-                p = bounds[name]
-                v = min(max(value, p.low), p.high)
-                out[name] = int(v) if p.integer else float(v)
-        return out
+        return start | {n: _inside(bounds[n], v) for n, v in values.items() if n in bounds}
 
     anchors = [
         start,
@@ -255,54 +252,43 @@ FLOAT_STEP = 0.02
 MAX_FIT_REPLAYS = 8
 
 
-@dataclass(frozen=True, slots=True)
 class Lattice:
     """The values a fitted target can take, indexed 0..size-1 in increasing order: the whole
     numbers in an integer range; in a float range above zero, 2 % steps up and down from
     `anchor` (the policy's own target, say 0.07, is then on it exactly); 1/100ths of a float
     range that reaches zero."""
 
-    param: Param
-    anchor: float
-
-    def _geometric(self) -> bool:
-        return not self.param.integer and self.param.low > 0
-
-    def _span(self) -> tuple[int, int]:
-        """(first, last) step from the anchor (geometric) or whole number (integer)."""
-        p = self.param
-        if p.integer:
-            return math.ceil(p.low), max(math.floor(p.high), math.ceil(p.low))
-        a = min(max(self.anchor, p.low), p.high)
-        r = math.log1p(FLOAT_STEP)
-        return -math.floor(math.log(a / p.low) / r + 1e-9), math.floor(
-            math.log(p.high / a) / r + 1e-9
-        )
-
-    @property
-    def size(self) -> int:
-        if self.param.integer or self._geometric():
-            first, last = self._span()
-            return last - first + 1
-        return 101 if self.param.high > self.param.low else 1
+    def __init__(self, param: Param, anchor: float) -> None:
+        self.param = param
+        self._anchor = min(max(anchor, param.low), param.high)
+        self._geometric = not param.integer and param.low > 0
+        # `_first`: the whole number (integer) or the step from the anchor (geometric) at 0
+        if param.integer:
+            self._first = math.ceil(param.low)
+            last = max(math.floor(param.high), self._first)
+        elif self._geometric:
+            r = math.log1p(FLOAT_STEP)
+            self._first = -math.floor(math.log(self._anchor / param.low) / r + 1e-9)
+            last = math.floor(math.log(param.high / self._anchor) / r + 1e-9)
+        else:
+            self._first, last = 0, 100 if param.high > param.low else 0
+        self.size = last - self._first + 1
 
     def value(self, i: int) -> float:
         p = self.param
         if p.integer:
-            return float(self._span()[0] + i)
-        if self._geometric():
-            a = min(max(self.anchor, p.low), p.high)
-            return a * (1.0 + FLOAT_STEP) ** (self._span()[0] + i)
+            return float(self._first + i)
+        if self._geometric:
+            return self._anchor * (1.0 + FLOAT_STEP) ** (self._first + i)
         return p.low + (p.high - p.low) * i / 100
 
     def index(self, v: float) -> int:
         p = self.param
         v = min(max(v, p.low), p.high)
         if p.integer:
-            i = round(v) - self._span()[0]
-        elif self._geometric():
-            a = min(max(self.anchor, p.low), p.high)
-            i = round(math.log(v / a) / math.log1p(FLOAT_STEP)) - self._span()[0]
+            i = round(v) - self._first
+        elif self._geometric:
+            i = round(math.log(v / self._anchor) / math.log1p(FLOAT_STEP)) - self._first
         else:
             i = round((v - p.low) / (p.high - p.low) * 100) if p.high > p.low else 0
         return min(max(i, 0), self.size - 1)
@@ -536,9 +522,11 @@ def tune(
 
     # the fitted target is not sampled: each trial's line search starts from the best
     # feasible trial's fitted target so far (else the starting points')
-    fitted = next((p for p in space if p.name == "target"), None)
-    if not scenario.spec.tune.fit_target:
-        fitted = None
+    fitted = (
+        next((p for p in space if p.name == "target"), None)
+        if scenario.spec.tune.fit_target
+        else None
+    )
     starts = starting_points(base, space)
     sampled = [p for p in space if p is not fitted]
     start_target: float | None = None
