@@ -20,6 +20,7 @@ from gemini.policy.decision import Capacity, Decision, Reason, Step
 from gemini.policy.spec import Mode, ScalingPolicy
 from gemini.policy.state import PolicyState
 from gemini.scalers import ApplyResult, ApplyStatus, Scaler, TargetRef
+from gemini.values import fast_init
 
 
 class DecisionSink(Protocol):
@@ -42,6 +43,7 @@ class Fanout:
                 self.failures += 1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TickResult:
     policy: str
@@ -110,13 +112,14 @@ def tick_batch(
         if isinstance(cap, ScaleError):
             results.append(TickResult(policy.key, state, error=cap.reason, error_message=str(cap)))
             continue
+        key = policy.key
         decision, new_state = engine.decide(
-            policy.spec, state, observations[lo:hi], cap, now, policy=policy.key
+            policy.spec, state, observations[lo:hi], cap, now, policy=key
         )
         decision, new_state, applied = _act(policy, decision, new_state, scaler, now, cap)
         if sink is not None:
             sink.record(decision)
-        results.append(TickResult(policy.key, new_state, decision, applied))
+        results.append(TickResult(key, new_state, decision, applied))
     return results
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from gemini.clock import iso, parse_iso, utc
 from gemini.errors import SpecError
+from gemini.values import fast_init
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One value at one instant (aware UTC)."""
@@ -27,6 +29,7 @@ class Sample:
     value: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Observation:
     """What a metric source returned for one metric at one read.

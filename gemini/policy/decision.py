@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from gemini.clock import iso, parse_iso
+from gemini.values import fast_init
 
 
 class Reason(StrEnum):
@@ -76,6 +77,7 @@ class MetricStatus(StrEnum):
     ERROR = "error"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MetricResult:
     """One metric's input and proposal within a decision."""
@@ -124,6 +126,7 @@ class MetricResult:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Step:
     """One stage of the decision that changed (or held) the value, with its reason."""
@@ -136,6 +139,7 @@ class Step:
         return {"stage": self.stage, "value": self.value, "reason": self.reason}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of `decide()`. `applied` and `outcome` are filled by the shell (`loop.tick`)."""
@@ -228,6 +232,7 @@ class Decision:
         return f"{self.current} -> {self.desired} ({', '.join(self.reasons)})"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Capacity:
     """What the scaler reports about the target right now (an input to `decide`).

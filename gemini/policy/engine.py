@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from gemini.policy import behavior, replicas, schedule
 from gemini.policy.decision import Capacity, Decision, MetricResult, MetricStatus, Reason, Step
 from gemini.policy.spec import FallbackPolicy, Metric, Mode, Spec
-from gemini.policy.state import PolicyState, Recommendation
+from gemini.policy.state import PolicyState, Recommendation, newer_than
 from gemini.series import Observation
 
 _STATUS_REASON = {
@@ -371,12 +371,12 @@ def decide(
         reasons.append(_DESIRED_WITHIN_RANGE)
 
     new_state = PolicyState(
-        recommendations=recommendations,
-        scale_events=state.scale_events,
-        failures=tuple(failures),
-        last_active_at=last_active,
-        last_evaluated_at=now,
-    ).pruned(now, rules.keep_recommendations, rules.keep_events)
+        newer_than(recommendations, now - rules.keep_recommendations),
+        newer_than(state.scale_events, now - rules.keep_events),
+        tuple(failures),
+        last_active,
+        now,
+    )
     decision = Decision(
         policy=policy,
         at=now,

@@ -16,16 +16,19 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from gemini.clock import iso, parse_iso
+from gemini.values import fast_init
 
 STATE_VERSION = 1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Recommendation:
     at: datetime
     replicas: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ScaleEvent:
     at: datetime
@@ -39,7 +42,7 @@ def _at(entry: Recommendation | ScaleEvent) -> datetime:
     return entry.at
 
 
-def _drop_older(entries: tuple[_Entry, ...], cutoff: datetime) -> tuple[_Entry, ...]:
+def newer_than(entries: tuple[_Entry, ...], cutoff: datetime) -> tuple[_Entry, ...]:
     """`entries` (oldest first) without those at or before `cutoff`; the same tuple if none."""
     i, n = 0, len(entries)
     while i < n and entries[i].at <= cutoff:
@@ -47,6 +50,7 @@ def _drop_older(entries: tuple[_Entry, ...], cutoff: datetime) -> tuple[_Entry, 
     return entries[i:] if i else entries
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PolicyState:
     recommendations: tuple[Recommendation, ...] = ()
@@ -94,8 +98,8 @@ class PolicyState:
         self, now: datetime, keep_recommendations: timedelta, keep_events: timedelta
     ) -> PolicyState:
         """Drop recommendations / events at least `keep_*` old (entries are oldest first)."""
-        recs = _drop_older(self.recommendations, now - keep_recommendations)
-        events = _drop_older(self.scale_events, now - keep_events)
+        recs = newer_than(self.recommendations, now - keep_recommendations)
+        events = newer_than(self.scale_events, now - keep_events)
         if recs is self.recommendations and events is self.scale_events:
             return self
         return PolicyState(

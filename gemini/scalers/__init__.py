@@ -17,6 +17,7 @@ from typing import Protocol
 
 from gemini.policy.decision import Capacity
 from gemini.policy.spec import Target
+from gemini.values import fast_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class ApplyStatus(StrEnum):
     FAILED = "failed"  # the API failed
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     status: ApplyStatus
