@@ -163,13 +163,53 @@ def first_start_at_or_after(cron: str, tz: str, since: datetime) -> datetime | N
     return start
 
 
+# (cron, tz, duration) -> (from, until, active): the answer holds for every now in
+# [from, until) (until None: for ever after `from`)
+_ACTIVE: dict[tuple[str, str, int], tuple[datetime, datetime | None, bool]] = {}
+
+
+def _window(schedule: Schedule, now: datetime) -> tuple[datetime, datetime | None, bool]:
+    """Whether `schedule` is active at `now`, and the span [from, until) around `now` with the
+    same answer (until None: for ever).
+
+    With `start` the first start after now - duration: when start <= now the schedule stays
+    active until start + duration; otherwise it stays inactive until `start` (no start lies
+    between now - duration and `start`, so none in any later (now' - duration, now'] before
+    it). Memoized on that span, only when the zone keeps one UTC offset from now - duration to
+    the span's end (under a week): across a change the answer depends on where the search
+    starts (a start in a spring-forward gap fires an hour late only when the search began
+    before the gap), so there every call asks the trigger.
+    """
+    key = (schedule.cron, schedule.time_zone, schedule.duration_seconds)
+    hit = _ACTIVE.get(key)
+    if hit is not None and hit[0] <= now and (hit[1] is None or now < hit[1]):
+        return hit
+    # the trigger returns the first fire time >= `since` (rounded up to the second)
+    duration = timedelta(seconds=schedule.duration_seconds)
+    since = now - duration + timedelta(microseconds=1)
+    start = first_start_at_or_after(schedule.cron, schedule.time_zone, since)
+    active = start is not None and start <= now
+    end = start + duration if active and start is not None else start
+    window = (now, end, active)
+    if end is not None and end - since <= _MEMO_SPAN:
+        zone = _zone(schedule.time_zone)
+        if _same_offset(since.astimezone(zone), end.astimezone(zone), zone):
+            if len(_ACTIVE) > 4096:
+                _ACTIVE.clear()
+            _ACTIVE[key] = window
+            return window
+    # not memoized: valid at `now` only
+    return (now, now + timedelta(microseconds=1), active)
+
+
 def is_active(schedule: Schedule, now: datetime) -> bool:
     """True when a start of `schedule` lies in (now - duration, now]: active for
     [start, start + duration)."""
-    # the trigger returns the first fire time >= `since` (rounded up to the second)
-    since = now - timedelta(seconds=schedule.duration_seconds) + timedelta(microseconds=1)
-    start = first_start_at_or_after(schedule.cron, schedule.time_zone, since)
-    return start is not None and start <= now
+    return _window(schedule, now)[2]
+
+
+# id(schedules) -> (schedules, min, max, from, until, bounds): the answer for [from, until)
+_BOUNDS: dict[int, tuple[Sequence[Schedule], int, int, datetime, datetime | None, Bounds]] = {}
 
 
 def bounds(
@@ -177,13 +217,35 @@ def bounds(
 ) -> Bounds:
     """min/max after active schedules: each active schedule replaces the bound it sets; when
     several are active the highest min and the highest max win. min never exceeds max."""
-    active = [s for s in schedules if is_active(s, now)]
+    hit = _BOUNDS.get(id(schedules))
+    if (
+        hit is not None
+        and hit[0] is schedules
+        and hit[1] == min_replicas
+        and hit[2] == max_replicas
+        and hit[3] <= now
+        and (hit[4] is None or now < hit[4])
+    ):
+        return hit[5]  # no schedule starts or ends between: the same answer
+    active: list[Schedule] = []
+    until: datetime | None = None
+    for s in schedules:
+        _, ends, on = _window(s, now)
+        if ends is not None and (until is None or ends < until):
+            until = ends
+        if on:
+            active.append(s)
     if not active:
-        return Bounds(min_replicas, max_replicas)
-    mins = [s.min_replicas for s in active if s.min_replicas is not None]
-    maxs = [s.max_replicas for s in active if s.max_replicas is not None]
-    lo = max(mins) if mins else min_replicas
-    hi = max(maxs) if maxs else max_replicas
-    if lo > hi:
-        hi = lo
-    return Bounds(lo, hi, tuple(s.name for s in active))
+        result = Bounds(min_replicas, max_replicas)
+    else:
+        mins = [s.min_replicas for s in active if s.min_replicas is not None]
+        maxs = [s.max_replicas for s in active if s.max_replicas is not None]
+        lo = max(mins) if mins else min_replicas
+        hi = max(maxs) if maxs else max_replicas
+        if lo > hi:
+            hi = lo
+        result = Bounds(lo, hi, tuple(s.name for s in active))
+    if len(_BOUNDS) > 4096:
+        _BOUNDS.clear()
+    _BOUNDS[id(schedules)] = (schedules, min_replicas, max_replicas, now, until, result)
+    return result
