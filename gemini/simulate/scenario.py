@@ -125,6 +125,10 @@ class TuneSpec(_M):
     # violations keep the budget) and the sampler searches the other parameters: every trial
     # then sits on the budget, and trials compare by cost alone
     fit_target: bool = True
+    # search `floorFactor` too: a floor for each half hour of the UTC day, learned from the
+    # training part (the median day's highest oracle count in that half hour, x the factor),
+    # written into the manifest as cron `schedules` (tuner.DailyProfile)
+    daily_floor: bool = False
     space: dict[str, Range] = Field(default_factory=dict)
     decimate: int = Field(1, ge=1)
     max_days: float | None = Field(None, gt=0)

@@ -68,8 +68,11 @@ def _target_param(name: str, target: MetricTarget) -> Param:
     return Param(name, amount * 0.4, amount * 2.5, integer=False, log=True)
 
 
-def search_space(policy: ScalingPolicy, overrides: dict[str, Range] | None = None) -> list[Param]:
-    """Declared parameters with defaults; `tune.space` in the scenario overrides the ranges."""
+def search_space(
+    policy: ScalingPolicy, overrides: dict[str, Range] | None = None, *, daily_floor: bool = False
+) -> list[Param]:
+    """Declared parameters with defaults; `tune.space` in the scenario overrides the ranges.
+    `daily_floor` adds `floorFactor` (see `DailyProfile`)."""
     space: list[Param] = []
     metric = policy.spec.metrics[0]
     if metric.target is not None:
@@ -97,6 +100,8 @@ def search_space(policy: ScalingPolicy, overrides: dict[str, Range] | None = Non
         Param("scaleDownPeriod", 15, 600),
         Param("scaleDownCooldown", 0, 900),
     ]
+    if daily_floor:
+        space.append(Param("floorFactor", 0.0, 1.5, integer=False))
     for name, rng in (overrides or {}).items():
         known = {p.name for p in space}
         if name not in known:
@@ -111,11 +116,20 @@ def search_space(policy: ScalingPolicy, overrides: dict[str, Range] | None = Non
     return space
 
 
-def apply_params(policy: ScalingPolicy, params: dict[str, float]) -> ScalingPolicy:
-    """A copy of the policy with the parameters set; validated like any manifest."""
+def apply_params(
+    policy: ScalingPolicy, params: dict[str, float], profile: DailyProfile | None = None
+) -> ScalingPolicy:
+    """A copy of the policy with the parameters set; validated like any manifest. With a
+    `profile`, `floorFactor` becomes the policy's daily floor schedules."""
     doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
     doc.pop("status", None)
     spec = doc["spec"]
+    if profile is not None and params.get("floorFactor"):
+        floors = profile.schedules(
+            float(params["floorFactor"]), policy.spec.min_replicas, policy.spec.max_replicas
+        )
+        if floors:
+            spec["schedules"] = [*spec.get("schedules", []), *floors]
     m0 = spec["metrics"][0]
     for i, m in enumerate(spec["metrics"]):
         key = "target" if i == 0 else f"target.{m['name']}"
@@ -177,6 +191,7 @@ HPA_DEFAULTS: dict[str, float] = {
     "scaleDownPods": 1,
     "scaleDownPeriod": 15,
     "scaleDownCooldown": 0,
+    "floorFactor": 0,
 }
 
 
@@ -363,6 +378,82 @@ def fit_target(
     return Fit(lattice.value(best), hours, violations, len(seen))
 
 
+@dataclass(frozen=True, slots=True)
+class DailyProfile:
+    """The training part's day, for a learned floor: `counts[i]` is the median, over the
+    training days, of the oracle's highest count within slot i (`slot_seconds` long, from
+    00:00 UTC). `schedules(f)` turns it into one cron schedule per run of equal slots with
+    `minReplicas` ceil(f x count), starting `lead_seconds` early so that replicas (or Bigtable
+    nodes) are ready when the slot begins: a floor learned from the days the search sees, for
+    traces whose day repeats. Built from the training part only."""
+
+    slot_seconds: int
+    lead_seconds: int
+    counts: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slotSeconds": self.slot_seconds,
+            "leadSeconds": self.lead_seconds,
+            "counts": list(self.counts),
+        }
+
+    def schedules(self, factor: float, low: int, high: int) -> list[dict[str, Any]]:
+        """The floor at `factor` as cron schedules (minReplicas above `low`, at most `high`)."""
+        n = len(self.counts)
+        want = [min(high, math.ceil(factor * c - 1e-9)) for c in self.counts]
+        out: list[dict[str, Any]] = []
+        i = 0
+        while i < n:
+            j = i + 1
+            while j < n and want[j] == want[i]:
+                j += 1
+            if want[i] > low:
+                start = (i * self.slot_seconds - self.lead_seconds) % 86400
+                hour, minute = divmod(start // 60, 60)
+                out.append(
+                    {
+                        "name": f"tuned-floor-{i * self.slot_seconds // 60:04d}",
+                        "cron": f"{minute} {hour} * * *",
+                        "timeZone": "UTC",
+                        "durationSeconds": (j - i) * self.slot_seconds + self.lead_seconds,
+                        "minReplicas": want[i],
+                    }
+                )
+            i = j
+        return out
+
+
+def daily_profile(
+    scenario: Scenario, policy: ScalingPolicy, train: Grid, slot_seconds: int = 1800
+) -> DailyProfile | None:
+    """The training part's `DailyProfile`, or None with fewer than two whole days of it or when
+    the policy has schedules of its own (the learned floor would have to merge with them)."""
+    if policy.spec.schedules or len(train) * train.step < 2 * 86400:
+        return None
+    b = scenario.spec.backend
+    ready = b.rebalance_seconds if b.kind == "bigtable" else b.startup_seconds
+    lead = min(slot_seconds, 60 * math.ceil(ready / 60))
+    cap, slo, floor = scenario.model.capacity_per_replica, slo_of(scenario), scenario.model.floor
+    highest: dict[tuple[int, int], int] = {}
+    for k, (count, masked) in enumerate(
+        zip(oracle_counts(train, cap, slo, floor), train.masked, strict=True)
+    ):
+        if masked:
+            continue
+        t = train.time(k)
+        key = (int(t // 86400), int(t % 86400) // slot_seconds)
+        if count > highest.get(key, -1):
+            highest[key] = count
+    slots = 86400 // slot_seconds
+    per_slot: list[list[int]] = [[] for _ in range(slots)]
+    for (_, slot), count in highest.items():
+        per_slot[slot].append(count)
+    if min(len(v) for v in per_slot) < 2:
+        return None
+    return DailyProfile(slot_seconds, lead, tuple(sorted(v)[(len(v) - 1) // 2] for v in per_slot))
+
+
 # -- worker side ---------------------------------------------------------------------------------
 
 _CTX: dict[str, Any] = {}
@@ -372,7 +463,7 @@ def _evaluate(params: dict[str, float]) -> tuple[float, float]:
     scenario: Scenario = _CTX["scenario"]
     grid: Grid = _CTX["train"]
     try:
-        policy = with_margin(apply_params(_CTX["base"], params), _CTX["margin"])
+        policy = with_margin(apply_params(_CTX["base"], params, _CTX["profile"]), _CTX["margin"])
     except SpecError:
         return float("inf"), float("inf")
     run = run_policy(scenario, policy, grid)
@@ -420,6 +511,8 @@ class TuneResult:
     feasible: bool
     # The held-back part's no-violation floor (`no_violation_floor`), or None.
     floor: dict[str, float] | None = None
+    # the training part's day, with `tune.dailyFloor`
+    profile: DailyProfile | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -435,6 +528,7 @@ class TuneResult:
             "trainStepSeconds": self.train_step,
             "feasible": self.feasible,
             **({"noViolationFloor": self.floor} if self.floor is not None else {}),
+            **({"dailyFloor": self.profile.to_dict()} if self.profile is not None else {}),
             "best": {
                 "policy": doc,
                 "params": self.params,
@@ -498,9 +592,10 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = scenario.policies[policy_index]
-    space = search_space(base, scenario.spec.tune.space)
     full = grid_of(scenario)
     train_full, test = full.split(scenario.spec.tune.train_fraction)
+    profile = daily_profile(scenario, base, train_full) if scenario.spec.tune.daily_floor else None
+    space = search_space(base, scenario.spec.tune.space, daily_floor=profile is not None)
     train = _train_grid(scenario, train_full)
     margin = scenario.spec.tune.demand_margin
     test_initial = held_back_initial(scenario, test)
@@ -535,7 +630,13 @@ def tune(
         starts = [{k: v for k, v in st.items() if k != "target"} for st in starts]
 
     _CTX.update(
-        scenario=scenario, train=stressed, base=base, margin=margin, budget=budget, fitted=fitted
+        scenario=scenario,
+        train=stressed,
+        base=base,
+        margin=margin,
+        budget=budget,
+        fitted=fitted,
+        profile=profile,
     )
 
     sampler = optuna.samplers.TPESampler(seed=seed)
@@ -606,7 +707,7 @@ def tune(
         params = {"target": int(t) if fitted.integer else t, **params}
     best_hours = best.value
     assert best_hours is not None  # `finished` keeps trials with a value
-    policy = apply_params(base, params)
+    policy = apply_params(base, params, profile)
     meta = copy.deepcopy(policy.model_dump(by_alias=True, exclude_none=True, mode="json"))
     meta["metadata"].setdefault("annotations", {})
     meta["metadata"]["annotations"]["gemini.dev/tuned-on"] = scenario.name
@@ -647,6 +748,7 @@ def tune(
         train_step=train.step,
         feasible=bool(feasible),
         floor=no_violation_floor(scenario, test),
+        profile=profile,
     )
 
 
