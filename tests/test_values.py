@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+import pickle
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
 
@@ -99,6 +101,8 @@ def test_builds_the_same_value_as_the_dataclass_init(
     assert _hash(ours) == _hash(theirs)
     assert repr(ours) == repr(theirs)
     assert dataclasses.replace(ours) == ours
+    assert pickle.loads(pickle.dumps(ours)) == ours  # worker processes send these back
+    assert copy.deepcopy(ours) == ours
 
 
 def _hash(value: object) -> int | str:
