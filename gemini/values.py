@@ -45,11 +45,13 @@ def fast_init(cls: type[_T]) -> type[_T]:
     names = [f.name for f in fields]
     signature = inspect.signature(cls.__init__)
     declared = list(signature.parameters)[1:]
-    if declared != names or any(f.kw_only for f in fields):
+    if declared != names or any(f.kw_only for f in fields) or "self" in names:
         raise TypeError(
             f"{cls.__name__}: fast_init needs every field positional and in __init__ "
             f"(fields {names}, __init__ takes {declared})"
         )
+    if any(n.startswith("_") for n in names):
+        raise TypeError(f"{cls.__name__}: fast_init's generated names start with '_': {names}")
 
     scope: dict[str, Any] = {"_FACTORY": _FACTORY}
     args: list[str] = []

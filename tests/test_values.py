@@ -155,6 +155,10 @@ def test_refuses_what_it_cannot_reproduce() -> None:
     class NoSlots:
         x: int
 
-    for cls in (Mutable, Checked, Hidden, Keyword, WithInitVar, NoSlots):
+    @dataclass(frozen=True, slots=True)
+    class Private:
+        _set0: int
+
+    for cls in (Mutable, Checked, Hidden, Keyword, WithInitVar, NoSlots, Private):
         with pytest.raises(TypeError, match=cls.__name__):
             fast_init(cls)
