@@ -205,7 +205,8 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
     """First trials (anchors): HPA's defaults (the hpa-default baseline, when the policy
     tracks utilization) with the policy's own targets for value metrics and further metrics,
     inside the declared ranges; then two variants of it (smoothed; following the load without
-    stabilisation or tolerance). With a fitted target, the tuner drops `target` from them and
+    stabilisation or tolerance), and with `floorFactor` in the space the last on the learned
+    floor at 1x. With a fitted target, the tuner drops `target` from them and
     starts its line search there."""
     bounds = {p.name: p for p in space}
     metric = policy.spec.metrics[0]
@@ -242,6 +243,10 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
         # target alone sets the headroom (with a fitted target, the budget sets the target)
         anchor(scaleDownWindow=0, scaleUpTolerance=0, scaleDownTolerance=0),
     ]
+    if "floorFactor" in bounds:
+        # with a learned daily floor: the last one on top of the floor at 1x (the usual day is
+        # provisioned ahead; the reactive part covers the rest)
+        anchors.append(anchors[-1] | {"floorFactor": _inside(bounds["floorFactor"], 1.0)})
     unique: list[dict[str, float]] = []
     for a in anchors:
         if a not in unique:

@@ -175,6 +175,17 @@ def test_floor_factor_is_searched_only_when_asked() -> None:
     ]
 
 
+def test_with_a_floor_the_anchors_add_the_follow_the_load_one_on_the_floor_at_1x() -> None:
+    from gemini.simulate.tuner import starting_points
+
+    policy = parse_policy(WEB)
+    plain = starting_points(policy, search_space(policy))
+    floored = starting_points(policy, search_space(policy, daily_floor=True))
+    assert [{k: v for k, v in a.items() if k != "floorFactor"} for a in floored[:3]] == plain
+    assert [a["floorFactor"] for a in floored] == [0, 0, 0, 1.0]
+    assert floored[3] == {**floored[2], "floorFactor": 1.0}
+
+
 def test_tune_with_a_daily_floor_learns_it_from_the_training_part_only(tmp_path: Any) -> None:
     """Four days of a repeating day. The tuned manifest's schedules come from the training
     part: changing the held-back part changes no schedule. The policy the search reports
