@@ -6,6 +6,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,7 +113,7 @@ def _scenario_doc(**tune_spec: Any) -> dict[str, Any]:
 
 
 def test_daily_profile_is_the_median_day_of_the_oracle_from_the_training_part(
-    tmp_path: Any,
+    tmp_path: Path,
 ) -> None:
     """Hand-checkable: three days, each half hour's demand constant; the middle day is the
     median. The lead is the start-up rounded up to a whole minute."""
@@ -123,11 +124,7 @@ def test_daily_profile_is_the_median_day_of_the_oracle_from_the_training_part(
             rows.append(((day * DAY + minute * 60), level * (1 + slot % 2)))
     (tmp_path / "traces").mkdir()
     _write_csv(tmp_path / "traces" / "t.csv", rows)
-    doc = {
-        **_scenario_doc(),
-        "trace": {"file": "../traces/t.csv"},
-        "backend": {"kind": "deployment", "capacityPerReplica": 2.0, "startupSeconds": 150},
-    }
+    doc = {**_scenario_doc(), "trace": {"file": "../traces/t.csv"}}  # demand as recorded
     sc = load_scenario(_scenario(tmp_path, doc))
     grid = grid_of(sc)
     profile = daily_profile(sc, sc.policies[0], grid)
@@ -186,7 +183,7 @@ def test_with_a_floor_the_anchors_add_the_follow_the_load_one_on_the_floor_at_1x
     assert floored[3] == {**floored[2], "floorFactor": 1.0}
 
 
-def test_tune_with_a_daily_floor_learns_it_from_the_training_part_only(tmp_path: Any) -> None:
+def test_tune_with_a_daily_floor_learns_it_from_the_training_part_only(tmp_path: Path) -> None:
     """Four days of a repeating day. The tuned manifest's schedules come from the training
     part: changing the held-back part changes no schedule. The policy the search reports
     reproduces its searched score when replayed with them."""
