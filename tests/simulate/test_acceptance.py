@@ -328,11 +328,13 @@ def test_simulate_process_meets_the_contract(lab: Path, case: Case) -> None:
 
 
 def test_the_shipped_scenarios_parse(lab: Path) -> None:
-    """Every scenario in simulations/ loads (the traces may be absent: then trace.file fails)."""
+    """Every scenario in simulations/ and simulations/variants/ loads (the traces may be
+    absent: then trace.file fails)."""
     from gemini.errors import SpecError
     from gemini.simulate.scenario import load_scenario
 
-    shipped = sorted((Path(__file__).resolve().parents[2] / "simulations").glob("*.yaml"))
+    root = Path(__file__).resolve().parents[2] / "simulations"
+    shipped = sorted([*root.glob("*.yaml"), *(root / "variants").glob("*.yaml")])
     assert shipped
     for path in shipped:
         try:
