@@ -371,11 +371,11 @@ def decide(
         reasons.append(_DESIRED_WITHIN_RANGE)
 
     new_state = PolicyState(
-        newer_than(recommendations, now - rules.keep_recommendations),
-        newer_than(state.scale_events, now - rules.keep_events),
-        tuple(failures),
-        last_active,
-        now,
+        recommendations=newer_than(recommendations, now - rules.keep_recommendations),
+        scale_events=newer_than(state.scale_events, now - rules.keep_events),
+        failures=tuple(failures),
+        last_active_at=last_active,
+        last_evaluated_at=now,
     )
     decision = Decision(
         policy=policy,
