@@ -235,18 +235,18 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
     def anchor(**values: float) -> dict[str, float]:
         return start | {n: _inside(bounds[n], v) for n, v in values.items() if n in bounds}
 
+    # following the load both ways: no scale-down window, no tolerance, so the target alone
+    # sets the headroom (with a fitted target, the budget sets the target)
+    follow = {"scaleDownWindow": 0, "scaleUpTolerance": 0, "scaleDownTolerance": 0}
     anchors = [
         start,
         # the same with a smoothed metric (Max over 5 minutes): usually cheaper on noisy traces
         anchor(metricWindow=300),
-        # and one that follows the load both ways: no scale-down window, no tolerance, so the
-        # target alone sets the headroom (with a fitted target, the budget sets the target)
-        anchor(scaleDownWindow=0, scaleUpTolerance=0, scaleDownTolerance=0),
+        anchor(**follow),
+        # with a learned daily floor, the same on top of the floor at 1x (the usual day is
+        # provisioned ahead; the reactive part covers the rest); without, a duplicate
+        anchor(**follow, floorFactor=1.0),
     ]
-    if "floorFactor" in bounds:
-        # with a learned daily floor: the last one on top of the floor at 1x (the usual day is
-        # provisioned ahead; the reactive part covers the rest)
-        anchors.append(anchors[-1] | {"floorFactor": _inside(bounds["floorFactor"], 1.0)})
     unique: list[dict[str, float]] = []
     for a in anchors:
         if a not in unique:

@@ -17,7 +17,7 @@ from gemini.simulate.replay import Grid
 from gemini.simulate.runner import grid_of
 from gemini.simulate.scenario import load_scenario
 from gemini.simulate.tuner import DailyProfile, apply_params, daily_profile, search_space, tune
-from tests.simulate.test_acceptance import WEB, _rows_diurnal, _scenario, _write_csv
+from tests.simulate.helpers import policy_doc, write_scenario
 
 DAY = 86400
 
@@ -83,8 +83,7 @@ def test_the_floor_is_active_from_lead_before_each_run_to_its_end() -> None:
     """Through the engine's own schedule evaluation: each slot's floor holds from `lead`
     before it starts to its end; where two overlap the higher wins."""
     profile = DailyProfile(6 * 3600, 600, (4, 4, 9, 4))
-    doc = {**WEB, "spec": {**WEB["spec"], "schedules": profile.schedules(1.0, 1, 50)}}
-    spec = parse_policy(doc).spec
+    spec = parse_policy(policy_doc(schedules=profile.schedules(1.0, 1, 40))).spec
     midnight = 20 * DAY
 
     def floor_at(seconds: float) -> int:
@@ -100,16 +99,15 @@ def test_the_floor_is_active_from_lead_before_each_run_to_its_end() -> None:
     assert floor_at(DAY - 600) == 4  # tomorrow's first run starts lead early too
 
 
-def _scenario_doc(**tune_spec: Any) -> dict[str, Any]:
-    return {
-        "name": "diurnal",
-        "trace": {"file": "../traces/t.csv", "scale": 0.016667},
-        "backend": {"kind": "deployment", "capacityPerReplica": 2.0, "startupSeconds": 150},
-        "slo": {"maxUtilization": 0.9},
-        "policies": ["policies/web.yaml"],
-        "stepSeconds": 60,
-        "tune": {"decimate": 2, "dailyFloor": True, **tune_spec},
-    }
+def _floor_scenario(tmp: Path, values: list[float]) -> Path:
+    """Per-minute demand from 00:00 UTC, 2/s a replica, a 150 s start-up, tuned with a floor."""
+    return write_scenario(
+        tmp,
+        values,
+        backend={"capacityPerReplica": 2.0, "startupSeconds": 150},
+        stepSeconds=60,
+        tune={"decimate": 2, "dailyFloor": True},
+    )
 
 
 def test_daily_profile_is_the_median_day_of_the_oracle_from_the_training_part(
@@ -117,15 +115,12 @@ def test_daily_profile_is_the_median_day_of_the_oracle_from_the_training_part(
 ) -> None:
     """Hand-checkable: three days, each half hour's demand constant; the middle day is the
     median. The lead is the start-up rounded up to a whole minute."""
-    rows = []
-    for day, level in enumerate((10.0, 30.0, 20.0)):
-        for minute in range(0, DAY // 60):
-            slot = minute // 30
-            rows.append(((day * DAY + minute * 60), level * (1 + slot % 2)))
-    (tmp_path / "traces").mkdir()
-    _write_csv(tmp_path / "traces" / "t.csv", rows)
-    doc = {**_scenario_doc(), "trace": {"file": "../traces/t.csv"}}  # demand as recorded
-    sc = load_scenario(_scenario(tmp_path, doc))
+    values = [
+        level * (1 + (minute // 30) % 2)
+        for level in (10.0, 30.0, 20.0)
+        for minute in range(DAY // 60)
+    ]
+    sc = load_scenario(_floor_scenario(tmp_path, values))
     grid = grid_of(sc)
     profile = daily_profile(sc, sc.policies[0], grid)
     assert profile is not None
@@ -140,15 +135,9 @@ def test_daily_profile_is_the_median_day_of_the_oracle_from_the_training_part(
         is None
     )
     own = parse_policy(
-        {
-            **WEB,
-            "spec": {
-                **WEB["spec"],
-                "schedules": [
-                    {"name": "x", "cron": "0 8 * * *", "durationSeconds": 60, "minReplicas": 2}
-                ],
-            },
-        }
+        policy_doc(
+            schedules=[{"name": "x", "cron": "0 8 * * *", "durationSeconds": 60, "minReplicas": 2}]
+        )
     )
     assert daily_profile(sc, own, grid) is None
     # masked steps (a gap, an excluded window) do not count: without day 1's 60/s the odd
@@ -159,7 +148,7 @@ def test_daily_profile_is_the_median_day_of_the_oracle_from_the_training_part(
 
 
 def test_floor_factor_is_searched_only_when_asked() -> None:
-    policy = parse_policy(WEB)
+    policy = parse_policy(policy_doc())
     assert "floorFactor" not in {p.name for p in search_space(policy)}
     assert "floorFactor" in {p.name for p in search_space(policy, daily_floor=True)}
     profile = DailyProfile(1800, 120, tuple([3] * 24 + [20] * 24))
@@ -175,7 +164,7 @@ def test_floor_factor_is_searched_only_when_asked() -> None:
 def test_with_a_floor_the_anchors_add_the_follow_the_load_one_on_the_floor_at_1x() -> None:
     from gemini.simulate.tuner import starting_points
 
-    policy = parse_policy(WEB)
+    policy = parse_policy(policy_doc())
     plain = starting_points(policy, search_space(policy))
     floored = starting_points(policy, search_space(policy, daily_floor=True))
     assert [{k: v for k, v in a.items() if k != "floorFactor"} for a in floored[:3]] == plain
@@ -190,15 +179,17 @@ def test_tune_with_a_daily_floor_learns_it_from_the_training_part_only(tmp_path:
     from gemini.simulate.runner import run_policy, score_run
     from gemini.simulate.tuner import _train_grid, with_margin
 
-    rows = _rows_diurnal(4, random.Random(5))
-    (tmp_path / "traces").mkdir()
+    rng = random.Random(5)
+    values = [
+        round(5 + 40 * (0.5 - 0.5 * math.cos(2 * math.pi * i / 1440)) + rng.uniform(-2.5, 2.5), 3)
+        for i in range(4 * 1440)
+    ]
 
-    def tuned(rows: list[tuple[float, float]]) -> Any:
-        _write_csv(tmp_path / "traces" / "t.csv", rows)
-        sc = load_scenario(_scenario(tmp_path, _scenario_doc()))
+    def tuned(values: list[float]) -> Any:
+        sc = load_scenario(_floor_scenario(tmp_path, values))
         return sc, tune(sc, trials=4, seed=1, jobs=1)
 
-    sc, res = tuned(rows)
+    sc, res = tuned(values)
     out = res.to_dict()
     assert "floorFactor" in out["best"]["params"]
     train, _ = grid_of(sc).split(sc.spec.tune.train_fraction)
@@ -206,16 +197,17 @@ def test_tune_with_a_daily_floor_learns_it_from_the_training_part_only(tmp_path:
     assert profile is not None
     assert out["dailyFloor"]["counts"] == list(profile.counts)
     # the manifest's schedules are the profile's at the best factor
-    want = profile.schedules(res.params["floorFactor"], 1, 1000)
+    want = profile.schedules(res.params["floorFactor"], 1, sc.policies[0].spec.max_replicas)
     assert [s.cron for s in res.policy.spec.schedules] == [s["cron"] for s in want]
+    assert want  # the floor anchor wins on this repeating day: a real list, not two empty ones
     # replaying the best policy on the raised training demand gives the searched score
     raised = _train_grid(sc, train).scaled(1.0 + res.margin)
     best = with_margin(apply_params(sc.policies[0], res.params, profile), res.margin)
     s = score_run(sc, run_policy(sc, best, raised))
     assert s.capacity_hours == pytest.approx(res.searched["capacityHours"], abs=1e-3)
     # held-back demand doubled: the learned profile is the same
-    cut = int(len(rows) * sc.spec.tune.train_fraction)
-    changed = rows[: cut + 10] + [(t, v * 2) for t, v in rows[cut + 10 :]]
+    cut = int(len(values) * sc.spec.tune.train_fraction)
+    changed = values[: cut + 10] + [v * 2 for v in values[cut + 10 :]]
     _, res2 = tuned(changed)
     assert res2.to_dict()["dailyFloor"] == out["dailyFloor"]
     assert math.isfinite(res2.test.capacity_hours)
