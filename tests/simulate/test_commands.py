@@ -14,7 +14,8 @@ from gemini.cli import app
 from gemini.policy.decision import Decision
 from gemini.simulate.commands import simulate_command, tune_command
 from tests.conftest import trace_path
-from tests.simulate.helpers import CONTRACT_RESULT_KEYS, write_scenario
+from gemini.simulate.scoring import violations
+from tests.simulate.helpers import CONTRACT_RESULT_KEYS, policy_doc, write_scenario
 
 RESULT_KEYS = CONTRACT_RESULT_KEYS | {"sloViolationShare", "flaps", "oracleRatio"}
 
@@ -48,6 +49,36 @@ def test_simulate_writes_json_log_and_report(tmp_path: Path) -> None:
     # plotly.js is embedded (offline): no script is loaded from anywhere
     assert "<script src=" not in html and "plotly.js v" in html
     assert html.count('class="plotly-graph-div"') == 4
+
+
+def test_report_shades_every_violation_episode_up_to_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shades are one rectangle per run of violating steps, the longest first, at most
+    `MAX_SHADES` a chart (they were added one by one, which took a minute for 300)."""
+    from gemini.simulate import report
+    from gemini.simulate.runner import simulate
+    from gemini.simulate.scenario import load_scenario
+
+    # a policy capped at one replica: every burst of 3/s over 0.9 capacity is an episode
+    burst = [3.0 if i % 10 < 3 else 0.5 for i in range(400)]
+    doc = policy_doc(maxReplicas=1)
+    path = write_scenario(tmp_path, burst, policies=[doc], baselines=["oracle"])
+    outcome = simulate(load_scenario(path))
+    run = next(r for r in outcome.runs if r.name == "web")
+    episodes = report._episodes(violations(run, outcome.scenario_slo))
+    assert len(episodes) == 40
+
+    def rects(fig: object) -> list[tuple[object, object]]:
+        return [(s.x0, s.x1) for s in fig.layout.shapes]  # type: ignore[attr-defined]
+
+    shades = rects(report._figure(outcome, run))
+    assert len(shades) == 40 and len(set(shades)) == 40
+    monkeypatch.setattr(report, "MAX_SHADES", 7)
+    assert len(rects(report._figure(outcome, run))) == 7
+    # the oracle never violates: no shades
+    oracle = next(r for r in outcome.runs if r.name == "oracle")
+    assert rects(report._figure(outcome, oracle)) == []
 
 
 def test_simulate_into_a_decision_store(tmp_path: Path) -> None:
