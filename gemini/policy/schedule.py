@@ -119,9 +119,13 @@ def check_cron(cron: str) -> None:
             f"cron must have 5 fields (minute hour day month day-of-week), got {len(fields)}: {cron!r}"
         )
     try:
-        _trigger(cron, "UTC")
+        trigger = _trigger(cron, "UTC")
     except (ValueError, KeyError) as exc:
         raise ValueError(f"bad cron expression {cron!r}: {exc}") from None
+    # a day that no month has (30 February, 31 April, ...): from 2000 (a leap year) on, every
+    # calendar repeats, so no fire time up to the year 9999 means none ever
+    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=UTC)) is None:
+        raise ValueError(f"cron {cron!r} never fires (no month has that day)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +192,18 @@ def _window(schedule: Schedule, now: datetime) -> tuple[datetime, datetime | Non
     duration = timedelta(seconds=schedule.duration_seconds)
     since = now - duration + timedelta(microseconds=1)
     start = first_start_at_or_after(schedule.cron, schedule.time_zone, since)
-    active = start is not None and start <= now
-    end = start + duration if active and start is not None else start
+    if start is None:
+        # no start at or after `since`, so none after any later now - duration either:
+        # inactive for ever (searching again costs a scan to the year 9999 every tick)
+        window: tuple[datetime, datetime | None, bool] = (now, None, False)
+        if len(_ACTIVE) > 4096:
+            _ACTIVE.clear()
+        _ACTIVE[key] = window
+        return window
+    active = start <= now
+    end = start + duration if active else start
     window = (now, end, active)
-    if end is not None and end - since <= _MEMO_SPAN:
+    if end - since <= _MEMO_SPAN:
         zone = _zone(schedule.time_zone)
         if _same_offset(since.astimezone(zone), end.astimezone(zone), zone):
             if len(_ACTIVE) > 4096:

@@ -98,3 +98,19 @@ def test_a_long_run_of_ticks_matches_cold_answers() -> None:
     now = T0
     for i in range(0, len(warm), 97):  # a sample of instants, each from cold memos
         assert _cold(1, 50, floors, now + timedelta(seconds=15 * i)) == warm[i]
+
+
+def test_a_schedule_with_no_start_left_is_remembered_as_inactive_for_ever() -> None:
+    """Validation refuses a cron that never fires; one that has fired for the last time (the
+    trigger's calendar ends with the year 9999) is inactive for ever after, and that answer
+    is memoized: asking the trigger again scans to the year 9999 (0.1 s) on every tick."""
+    last = Schedule(name="new-year", cron="0 0 1 1 *", durationSeconds=3600, minReplicas=5)
+    now = datetime(9999, 6, 1, tzinfo=UTC)
+    _cold(1, 10, [], now)
+    assert schedule.bounds(1, 10, [last], now) == schedule.Bounds(1, 10)
+    key = (last.cron, last.time_zone, last.duration_seconds)
+    assert schedule._ACTIVE[key] == (now, None, False)
+    later = now + timedelta(days=100)
+    assert schedule._window(last, later) == (now, None, False)
+    # the year's one start is still active within its hour
+    assert schedule.is_active(last, datetime(9999, 1, 1, 0, 30, tzinfo=UTC))

@@ -276,3 +276,20 @@ def test_every_quantity_the_crd_admits_parses(text: str) -> None:
         assert str(exc) == "must be finite"
     else:
         assert value >= 0
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *", "15 3 30,31 feb *"]
+)
+def test_a_cron_on_a_day_no_month_has_is_refused(cron: str) -> None:
+    """It would never fire (and searching for its next start scans to the year 9999)."""
+    with pytest.raises(SpecError) as err:
+        spec.parse_policy(put("spec.schedules[0].cron", cron))
+    assert err.value.problems[0][0] == "spec.schedules[0].cron"
+    assert "never fires" in err.value.problems[0][1]
+
+
+@pytest.mark.parametrize("cron", ["0 0 29 2 *", "0 0 31 * *", "0 0 30 1-3 *"])
+def test_a_cron_that_fires_somewhere_in_the_calendar_is_kept(cron: str) -> None:
+    policy = spec.parse_policy(put("spec.schedules[0].cron", cron))
+    assert policy.spec.schedules[0].cron == cron

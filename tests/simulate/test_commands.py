@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from gemini.cli import app
 from gemini.policy.decision import Decision
 from gemini.simulate.commands import simulate_command, tune_command
-from tests.conftest import trace_path
 from gemini.simulate.scoring import violations
+from tests.conftest import trace_path
 from tests.simulate.helpers import CONTRACT_RESULT_KEYS, policy_doc, write_scenario
 
 RESULT_KEYS = CONTRACT_RESULT_KEYS | {"sloViolationShare", "flaps", "oracleRatio"}
