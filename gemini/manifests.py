@@ -85,6 +85,15 @@ def _load_all(text: str) -> list[Any]:
         return list(yaml.load_all(text, Loader=_PRECISE_LOADER))
 
 
+def load_yaml(text: str) -> Any:
+    """One YAML document, like `yaml.safe_load`, but a key given twice is an error
+    (yaml.YAMLError, as for any invalid YAML)."""
+    try:
+        return yaml.load(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        return yaml.load(text, Loader=_PRECISE_LOADER)
+
+
 def documents(path: Path) -> Iterator[Loaded]:
     """Every non-empty YAML document in `path` (the items of a v1 List count as documents).
     Raises SpecError on an unreadable file or invalid YAML (including a key given twice in one

@@ -116,6 +116,8 @@ def simulate_command(
         sc = load_scenario(scenario)
     except SpecError as exc:
         return _problems(scenario, exc)
+    for note in sc.notes:
+        print(f"{scenario}: note: {note}", file=sys.stderr)
     store = None
     if db:
         try:
@@ -206,6 +208,8 @@ def tune_command(
         sc = load_scenario(scenario)
     except SpecError as exc:
         return _problems(scenario, exc)
+    for note in sc.notes:
+        print(f"{scenario}: note: {note}", file=sys.stderr)
     if not sc.policies:
         print(
             f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr

@@ -32,8 +32,9 @@ def slo_of(scenario: Scenario) -> Slo:
 
 
 def grid_of(scenario: Scenario, step: float | None = None) -> Grid:
-    """The replay grid: `stepSeconds` of the scenario (default 15 s, HPA's sync period)."""
-    return make_grid(scenario.trace, step or scenario.spec.step_seconds, scenario.exclude)
+    """The replay grid: the scenario's step (`stepSeconds`, default 15 s, HPA's sync period;
+    see `scenario.replay_step`)."""
+    return make_grid(scenario.trace, step or scenario.step, scenario.exclude)
 
 
 BASELINE_ANNOTATION = "gemini.dev/simulator-baseline"
@@ -84,6 +85,11 @@ def run_policy(
     kind: str = "policy",
 ) -> Run:
     m = scenario.spec.metrics
+    start = scenario.model.initial if initial is None else initial
+    if start == 0 and policy.spec.min_replicas > 0:
+        # the engine (as HPA) leaves a workload scaled to 0 by hand alone when minReplicas > 0;
+        # a scenario that starts at 0 is not that, so such a policy starts at one replica
+        start = 1
     return replay(
         acting(policy),
         grid,
@@ -91,7 +97,7 @@ def run_policy(
         mapping_for(scenario, policy),
         delay_seconds=m.delay_seconds,
         sample_seconds=m.sample_seconds,
-        initial=initial,
+        initial=start,
         on_decision=on_decision,
         kind=kind,
     )

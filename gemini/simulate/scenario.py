@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,17 +27,38 @@ from pydantic.alias_generators import to_camel
 
 from gemini.clock import parse_iso, utc
 from gemini.errors import SpecError
+from gemini.manifests import load_yaml
 from gemini.policy.spec import ScalingPolicy, format_path, parse_policy
 from gemini.series import Trace, read_trace
 from gemini.simulate.models import OBSERVABLES, PRODUCES, ModelSpec
+
+DEFAULT_STEP = 15.0
+# without `stepSeconds`, a trace longer than this many 15 s steps (174 days) is replayed at the
+# smallest multiple of 15 s that keeps it within: a 6-year hourly trace at 15 s is 12 million
+# steps (20 minutes, 3 GB), where 1 million take about a minute
+AUTO_MAX_STEPS = 1_000_000
+# with `stepSeconds` given: beyond this many steps the replay would run for hours
+MAX_STEPS = 20_000_000
+# replicas (or nodes) the oracle may need at the peak: beyond, counts lose whole units in floats
+MAX_UNITS = 1e15
+# trace timestamps: the engine looks back days and cron searches look ahead a year; within
+# these every date computed stays inside Python's datetime range
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
 
 Baseline = Literal["oracle", "static-peak", "hpa-default"]
 BASELINE_NAMES: tuple[Baseline, ...] = ("oracle", "static-peak", "hpa-default")
 
 
 class _M(BaseModel):
+    # no .inf / .nan anywhere: an infinite capacity or start-up replays to nonsense
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        allow_inf_nan=False,
     )
 
 
@@ -51,6 +72,12 @@ class Window(_M):
     end: datetime
 
     _utc = field_validator("start", "end")(_as_utc)
+
+    @model_validator(mode="after")
+    def _order(self) -> Window:
+        if not self.start < self.end:
+            raise ValueError(f"start {self.start.isoformat()} must be before end")
+        return self
 
 
 class TraceSpec(_M):
@@ -93,7 +120,8 @@ class SloSpec(_M):
 
 class MetricsSpec(_M):
     delay_seconds: float = Field(0.0, ge=0)
-    sample_seconds: float = Field(60.0, gt=0)
+    # a millisecond at least: finer steps vanish in the float seconds of a real date
+    sample_seconds: float = Field(60.0, ge=0.001)
 
 
 class Range(_M):
@@ -144,7 +172,9 @@ class ScenarioSpec(_M):
     policies: list[str | dict[str, Any]] = Field(default_factory=list)
     baselines: list[Baseline] = Field(default_factory=lambda: list(BASELINE_NAMES))
     flap_window_seconds: float = Field(600.0, gt=0)
-    step_seconds: float = Field(15.0, gt=0, le=3600)
+    # None: 15 s (HPA's sync period), coarser for traces so long that 15 s steps would be more
+    # than AUTO_MAX_STEPS (`replay_step`)
+    step_seconds: float | None = Field(None, ge=0.001, le=3600)
     max_replicas: int | None = Field(None, ge=1)
     tune: TuneSpec = Field(default_factory=TuneSpec)
 
@@ -152,6 +182,14 @@ class ScenarioSpec(_M):
     @classmethod
     def _no_policies(cls, value: Any) -> Any:
         return [] if value is None else value  # `policies:` with nothing under it: baselines only
+
+    @field_validator("baselines")
+    @classmethod
+    def _once(cls, value: list[Baseline]) -> list[Baseline]:
+        twice = sorted({b for b in value if value.count(b) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once")
+        return value
 
     @model_validator(mode="after")
     def _observables(self) -> ScenarioSpec:
@@ -195,10 +233,41 @@ class Scenario:
     policies: tuple[ScalingPolicy, ...]
     model: ModelSpec
     exclude: tuple[tuple[float, float], ...]
+    step: float = DEFAULT_STEP  # the replay grid's step (`replay_step`)
+    notes: tuple[str, ...] = ()  # worth telling the user (a step chosen for them)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+def replay_step(spec: ScenarioSpec, trace: Trace) -> tuple[float, str | None]:
+    """The replay grid's step: `stepSeconds`, else 15 s, else (a trace of more than
+    AUTO_MAX_STEPS 15 s steps) the smallest multiple of 15 s within that; with a note for the
+    user when it is not 15 s. SpecError when an explicit step makes more than MAX_STEPS."""
+    span = trace.times[-1] - trace.times[0]
+    if spec.step_seconds is not None:
+        steps = span / spec.step_seconds
+        if steps > MAX_STEPS:
+            raise SpecError(
+                f"stepSeconds: {steps:,.0f} steps",
+                [
+                    (
+                        "stepSeconds",
+                        f"{spec.step_seconds:g} s over the trace's {span / 86400:,.1f} days is "
+                        f"{steps:,.0f} steps, more than {MAX_STEPS:,}: use a larger step",
+                    )
+                ],
+            )
+        return spec.step_seconds, None
+    if span / DEFAULT_STEP <= AUTO_MAX_STEPS:
+        return DEFAULT_STEP, None
+    step = DEFAULT_STEP * math.ceil(span / (DEFAULT_STEP * AUTO_MAX_STEPS))
+    return step, (
+        f"stepSeconds not set: the trace's {span / 86400:,.0f} days at 15 s would be "
+        f"{span / DEFAULT_STEP:,.0f} steps; replaying at {step:g} s steps "
+        "(set stepSeconds to choose)"
+    )
 
 
 def parse_scenario(doc: Any) -> ScenarioSpec:
@@ -216,10 +285,6 @@ def parse_scenario(doc: Any) -> ScenarioSpec:
 
 def demand_trace(raw: Trace, spec: ScenarioSpec) -> Trace:
     t = spec.trace
-    if t.start is not None or t.end is not None:
-        raw = raw.sliced(
-            t.start.timestamp() if t.start else None, t.end.timestamp() if t.end else None
-        )
     factor = t.scale
     if t.kind == "utilization":
         assert t.recorded_replicas is not None
@@ -227,11 +292,17 @@ def demand_trace(raw: Trace, spec: ScenarioSpec) -> Trace:
         unit = t.utilization_unit
         if unit == "auto":
             # CloudWatch-style CPU traces are percentages: with no scale given and values far
-            # above 1, read them as percent (utilizationUnit: fraction turns this off)
+            # above 1, read them as percent (utilizationUnit: fraction turns this off). Decided
+            # on the whole file, before start/end: an idle window of a percent trace is still
+            # percent
             big = max(raw.values, default=0.0) * t.scale > 2.0
             unit = "percent" if big and t.scale == 1.0 else "fraction"
         if unit == "percent":
             factor /= 100.0
+    if t.start is not None or t.end is not None:
+        raw = raw.sliced(
+            t.start.timestamp() if t.start else None, t.end.timestamp() if t.end else None
+        )
     values = [v * factor for v in raw.values]
     if not all(math.isfinite(v) for v in values):
         raise SpecError(
@@ -248,7 +319,7 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file. Raises SpecError naming every bad field."""
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = load_yaml(p.read_text())
     except OSError as exc:
         raise SpecError(f"{p}: cannot read: {exc}", [("", f"cannot read file: {exc}")]) from None
     except UnicodeDecodeError as exc:
@@ -284,12 +355,37 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             f"trace.file: cannot read {trace_file}: {first}",
             [("trace.file", f"cannot read {trace_file} as a timestamp,value trace: {first}")],
         ) from None
+    begins, ends = (raw.times[0], raw.times[-1]) if len(raw) else (0.0, 0.0)
+    if begins < EARLIEST.timestamp() or ends > LATEST.timestamp():
+        at = begins if begins < EARLIEST.timestamp() else ends
+        when = datetime.fromtimestamp(at, UTC).isoformat()
+        raise SpecError(
+            f"trace.file: timestamp {when} out of range",
+            [("trace.file", f"timestamp {when}: the simulator replays dates from 1900 to 9000")],
+        )
     trace = demand_trace(raw, spec)
     if len(trace) < 2:
         raise SpecError(
             "trace: fewer than 2 samples in the selected span",
             [("trace", "fewer than 2 samples in the selected span (check start/end)")],
         )
+    peak = max(trace.values)
+    usable = spec.backend.capacity_per_replica * spec.slo.max_utilization
+    needed = peak / usable if usable > 0 else math.inf  # (the product can underflow to 0)
+    if not needed <= MAX_UNITS:
+        raise SpecError(
+            "backend.capacityPerReplica: the peak needs too many replicas",
+            [
+                (
+                    "backend.capacityPerReplica",
+                    f"the trace's peak load {peak:g}/s needs {needed:.3g} replicas of "
+                    f"{spec.backend.capacity_per_replica:g} at maxUtilization "
+                    f"{spec.slo.max_utilization:g}, more than {MAX_UNITS:.0e}: check it and "
+                    "trace.scale",
+                )
+            ],
+        )
+    step, note = replay_step(spec, trace)
     policies: list[ScalingPolicy] = []
     problems: list[tuple[str, str]] = []
     for i, item in enumerate(spec.policies):
@@ -304,9 +400,15 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
                 problems.append((where, f"no such policy file: {pf}"))
                 continue
             try:
-                policies.extend(load_policies(pf))
+                found = load_policies(pf)
             except SpecError as exc:
                 problems.extend((f"{where}: {q}" if q else where, m) for q, m in exc.problems)
+                continue
+            if not found:
+                problems.append(
+                    (where, f"no ScalingPolicy in {pf} (documents of other kinds are skipped)")
+                )
+            policies.extend(found)
         else:
             try:
                 policies.append(parse_policy(item))
@@ -342,6 +444,11 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             problems.append(
                 (f"{pol.metadata.name}: spec.target", "backend bigtable needs a bigtable target")
             )
+    metric_names = {m.name for pol in policies for m in pol.spec.metrics}
+    for name in spec.observe:
+        if name not in metric_names:
+            known = ", ".join(sorted(metric_names)) or "none"
+            problems.append((f"observe.{name}", f"no policy has a metric named {name!r} ({known})"))
     if problems:
         raise SpecError("; ".join(f"{q}: {m}" for q, m in problems), problems)
     b = spec.backend
@@ -357,7 +464,13 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
         initial_backlog=b.initial_backlog,
     )
     exclude = tuple((w.start.timestamp(), w.end.timestamp()) for w in spec.trace.exclude)
-    return Scenario(spec, path, trace, tuple(policies), model, exclude)
+    notes = [note] if note else []
+    if b.initial_replicas == 0 and any(p.spec.min_replicas > 0 for p in policies):
+        notes.append(
+            "backend.initialReplicas is 0: policies with minReplicas > 0 start at 1 replica "
+            "(HPA leaves a workload scaled to 0 by hand alone; a replay from 0 would never scale)"
+        )
+    return Scenario(spec, path, trace, tuple(policies), model, exclude, step, tuple(notes))
 
 
 def observable_for(spec: ScenarioSpec, metric: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ import yaml
 
 from gemini.errors import SpecError
 from gemini.simulate.commands import simulate_command
-from gemini.simulate.scenario import load_scenario
-from tests.simulate.helpers import policy_doc, write_scenario
+from gemini.simulate.scenario import AUTO_MAX_STEPS, load_scenario
+from tests.simulate.helpers import policy_doc, write_scenario, write_series
 
 CASES: list[tuple[str, dict[str, Any], str]] = [
     (
@@ -36,6 +37,46 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "policies[0]: no such policy file",
     ),
     ("bad-delay", {"metrics": {"delaySeconds": -1}}, "metrics.delaySeconds: must be >= 0"),
+    # found by throwing odd but schema-valid input at `gemini simulate`: each hung, ran for
+    # hours or was silently ignored
+    (
+        "sample-finer-than-a-float-second",
+        {"metrics": {"sampleSeconds": 1e-7}},
+        "metrics.sampleSeconds: must be >= 0.001",
+    ),
+    ("step-too-fine", {"stepSeconds": 1e-7}, "stepSeconds: must be >= 0.001"),
+    (
+        "step-too-many",
+        {"stepSeconds": 0.001},
+        "stepSeconds: 0.001 s over the trace's 0.5 days is 43,140,000 steps, more than 20,000,000",
+    ),
+    ("capacity-infinite", {"backend": {"capacityPerReplica": math.inf}}, "finite number"),
+    ("startup-infinite", {"backend": {"startupSeconds": math.inf}}, "backend.startupSeconds"),
+    (
+        "capacity-needs-more-replicas-than-a-float-counts",
+        {"backend": {"capacityPerReplica": 1e-300}},
+        "backend.capacityPerReplica: the trace's peak load 11.125/s needs 1.24e+301 replicas",
+    ),
+    (
+        "capacity-times-utilization-underflows",
+        {"backend": {"capacityPerReplica": 1e-300}, "slo": {"maxUtilization": 1e-300}},
+        "needs inf replicas",
+    ),
+    (
+        "exclude-reversed",
+        {"trace": {"exclude": [{"start": "2024-01-02T00:00:00Z", "end": "2024-01-01T00:00:00Z"}]}},
+        "trace.exclude[0]: start 2024-01-02T00:00:00+00:00 must be before end",
+    ),
+    (
+        "baseline-twice",
+        {"baselines": ["oracle", "hpa-default", "oracle"]},
+        "baselines: oracle listed more than once",
+    ),
+    (
+        "observe-for-no-metric",
+        {"observe": {"utilisation": "load"}},
+        "observe.utilisation: no policy has a metric named 'utilisation' (utilization)",
+    ),
 ]
 
 
@@ -149,3 +190,117 @@ def test_a_binary_scenario_file_is_a_spec_error(
     assert (
         f"{p}: cannot read file: not UTF-8 text (byte 0xff at offset 0)" in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            yaml.safe_dump(
+                {
+                    "apiVersion": "autoscaling/v2",
+                    "kind": "HorizontalPodAutoscaler",
+                    "metadata": {"name": "web"},
+                    "spec": {"minReplicas": 1, "maxReplicas": 5},
+                }
+            ),
+            "no ScalingPolicy in",
+        ),
+        ("# nothing here yet\n", "no ScalingPolicy in"),
+    ],
+    ids=["an-hpa-manifest", "no-documents"],
+)
+def test_a_policy_file_without_a_scaling_policy_is_an_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Documents of other kinds are skipped (a Deployment beside its policy), but a file that
+    holds no ScalingPolicy at all is a mistake: the scenario would run baselines only."""
+    path = write_scenario(tmp_path)
+    (tmp_path / "policies" / "web.yaml").write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_scenario(path)
+    assert err.value.problems[0][0] == "policies[0]"
+    assert message in err.value.problems[0][1]
+
+
+def test_a_key_given_twice_in_the_scenario_is_an_error(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path)
+    text = path.read_text().replace("backend:\n", "backend:\n  initialReplicas: 7\n", 1)
+    path.write_text(text)
+    with pytest.raises(SpecError, match="duplicate key 'initialReplicas'"):
+        load_scenario(path)
+
+
+def test_dates_outside_1900_to_9000_are_refused_naming_the_trace(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path)
+    (tmp_path / "trace.csv").write_text(
+        "timestamp,value\n0001-01-01T00:00:00Z,1\n0001-01-01T00:01:00Z,2\n"
+    )
+    with pytest.raises(SpecError) as err:
+        load_scenario(path)
+    assert err.value.problems == [
+        (
+            "trace.file",
+            "timestamp 0001-01-01T00:00:00+00:00: the simulator replays dates from 1900 to 9000",
+        )
+    ]
+
+
+def test_the_utilization_unit_is_read_from_the_whole_file_not_the_window(
+    tmp_path: Path,
+) -> None:
+    """A CPU-percent trace whose chosen window is idle (values of 2 % or less) is still percent:
+    the same file must not be read 100x differently depending on start/end."""
+    values = [1.5] * 60 + [80.0] * 60
+    path = write_scenario(
+        tmp_path,
+        values,
+        trace={
+            "kind": "utilization",
+            "recordedReplicas": 10,
+            "end": "2024-01-01T00:30:00Z",
+        },
+    )
+    sc = load_scenario(path)
+    # 1.5 % of 10 replicas of capacity 1.0
+    assert sc.trace.values[0] == pytest.approx(0.15)
+
+
+def test_a_long_trace_without_a_step_is_replayed_at_a_coarser_one(tmp_path: Path) -> None:
+    """A 15 s step over a year of hourly data would be two million steps per run; without
+    `stepSeconds` the replay takes the smallest multiple of 15 s within AUTO_MAX_STEPS, and
+    says so. A shorter trace keeps 15 s; an explicit step is kept."""
+    hourly = [1.0 + (i % 24) / 4 for i in range(24 * 365)]
+    path = write_scenario(tmp_path)
+    write_series(tmp_path / "trace.csv", hourly, step_s=3600.0)
+    sc = load_scenario(path)
+    span = (len(hourly) - 1) * 3600
+    assert sc.step == 45.0 and span / 30 > AUTO_MAX_STEPS >= span / 45
+    assert len(sc.notes) == 1
+    assert "the trace's 365 days at 15 s would be 2,102,160 steps" in sc.notes[0]
+    assert "replaying at 45 s steps (set stepSeconds to choose)" in sc.notes[0]
+    path.write_text(path.read_text() + "stepSeconds: 60\n")
+    assert (load_scenario(path).step, load_scenario(path).notes) == (60.0, ())
+    short = tmp_path / "short"
+    short.mkdir()
+    sc = load_scenario(write_scenario(short))
+    assert (sc.step, sc.notes) == (15.0, ())
+
+
+def test_a_scenario_that_starts_at_zero_replicas_still_scales(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HPA (and the engine) leave a workload scaled to 0 by hand alone when minReplicas > 0.
+    A scenario starting at 0 is not that: the policy and hpa-default start at one replica
+    (they used to stay at 0 for the whole replay, silently), and the user is told."""
+    import json
+
+    path = write_scenario(tmp_path, backend={"initialReplicas": 0})
+    out = tmp_path / "out.json"
+    assert simulate_command(path, out, None, None, None) == 0
+    err = capsys.readouterr().err
+    assert "note: backend.initialReplicas is 0: policies with minReplicas > 0 start at 1" in err
+    runs = {r["name"]: r for r in json.loads(out.read_text())["results"]}
+    for name in ("web", "hpa-default"):
+        assert runs[name]["capacityHours"] > 0 and runs[name]["maxReplicas"] > 1
+        assert runs[name]["sloViolationMinutes"] < 60
