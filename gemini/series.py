@@ -144,13 +144,22 @@ def _check_and_build(
     return Trace(tuple(times), tuple(values))
 
 
+def _parquet_magic(p: Path) -> bool:
+    """A Parquet file whatever its name (`.parq`, none): it starts with `PAR1`."""
+    try:
+        with p.open("rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def read_trace(path: str | Path, *, nonnegative: bool = False) -> Trace:
     """Read a trace file (CSV or Parquet). Raises SpecError naming the row on bad data
     (`nonnegative`: a negative value is bad data too, e.g. for load)."""
     p = Path(path)
     if not p.exists():
         raise SpecError(f"{p}: no such trace file", [("file", f"no such file: {p}")])
-    if p.suffix.lower() in {".parquet", ".pq"}:
+    if p.suffix.lower() in {".parquet", ".pq"} or _parquet_magic(p):
         import pyarrow as pa
         import pyarrow.parquet as pq
 

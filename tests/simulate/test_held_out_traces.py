@@ -679,6 +679,18 @@ def test_parquet_timestamps_are_instants_in_utc_whatever_the_local_zone(
     assert trace.times[1] - trace.times[0] == 60
 
 
+@pytest.mark.parametrize("name", ["trace.parq", "trace", "trace.data"])
+def test_a_parquet_file_is_read_as_parquet_whatever_its_name(tmp_path: Path, name: str) -> None:
+    """Exports name Parquet files `.parq` or nothing at all; the file's own magic says what it
+    is (it was read as CSV and refused as "not UTF-8 text")."""
+    from gemini.series import read_trace
+
+    path = tmp_path / name
+    parquet_timestamps("UTC")(path)
+    trace = read_trace(path)
+    assert trace.times[0] == T0.timestamp() and len(trace) > 2
+
+
 def test_empty_scenario_file_fails_clearly(tmp_path: Path) -> None:
     path = tmp_path / "scenario.yaml"
     path.write_text("")
