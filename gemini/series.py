@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -83,6 +85,11 @@ class Trace:
             Sample(datetime.fromtimestamp(self.times[i], UTC), self.values[i])
             for i in range(lo, hi)
         ]
+
+    def spacing(self) -> float:
+        """The median interval between samples (a replay grid covers the last sample for this
+        long)."""
+        return statistics.median(b - a for a, b in itertools.pairwise(self.times))
 
     def sliced(self, start: float | None, end: float | None) -> Trace:
         lo = 0 if start is None else bisect.bisect_left(self.times, start)

@@ -15,9 +15,7 @@ Must not import `gemini.scalers` other than `gemini.scalers.simulated`, nor netw
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,7 +78,7 @@ def make_grid(
     times, values = trace.times, trace.values
     if len(times) < 2:
         raise ValueError("a trace needs at least 2 samples")
-    spacing = statistics.median(b - a for a, b in itertools.pairwise(times))
+    spacing = trace.spacing()
     t0 = times[0]
     end = times[-1] + spacing
     n = max(1, math.ceil((end - t0) / step - 1e-9))
@@ -158,9 +156,15 @@ class ModelReader:
         nxt = self._next_sample
         if nxt is not None and t < nxt:
             return
-        self._next_sample = (t if nxt is None else nxt) + self.sample_seconds
-        while self._next_sample <= t:
-            self._next_sample += self.sample_seconds
+        every = self.sample_seconds
+        nxt = (t if nxt is None else nxt) + every
+        if nxt <= t:
+            # a step longer than the sampling interval: skip the samples in between at once
+            # (one at a time took step / sampleSeconds iterations every step)
+            nxt += math.floor((t - nxt) / every + 1.0) * every
+            if nxt <= t:  # (float rounding)
+                nxt += every
+        self._next_sample = nxt
         at = datetime.fromtimestamp(t, UTC)
         model = self.model
         for name in self._names:

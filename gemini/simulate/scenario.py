@@ -37,8 +37,9 @@ DEFAULT_STEP = 15.0
 # smallest multiple of 15 s that keeps it within: a 6-year hourly trace at 15 s is 12 million
 # steps (20 minutes, 3 GB), where 1 million take about a minute
 AUTO_MAX_STEPS = 1_000_000
-# with `stepSeconds` given: beyond this many steps the replay would run for hours
+# beyond this many steps a replay would run for hours
 MAX_STEPS = 20_000_000
+MAX_STEP = 3600.0  # stepSeconds' upper limit
 # replicas (or nodes) the oracle may need at the peak: beyond, counts lose whole units in floats
 MAX_UNITS = 1e15
 # trace timestamps: the engine looks back days and cron searches look ahead a year; within
@@ -52,14 +53,15 @@ BASELINE_NAMES: tuple[Baseline, ...] = ("oracle", "static-peak", "hpa-default")
 
 
 class _M(BaseModel):
-    # no .inf / .nan anywhere: an infinite capacity or start-up replays to nonsense
     model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        frozen=True,
-        allow_inf_nan=False,
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
     )
+
+
+class _Finite(_M):
+    # no .inf / .nan: an infinite capacity, start-up, sampling interval or step replays to
+    # nonsense (elsewhere .inf can mean "no limit": clipAbove, maxAgeSeconds, the SLO budget)
+    model_config = ConfigDict(allow_inf_nan=False)
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -75,8 +77,8 @@ class Window(_M):
 
     @model_validator(mode="after")
     def _order(self) -> Window:
-        if not self.start < self.end:
-            raise ValueError(f"start {self.start.isoformat()} must be before end")
+        if self.start > self.end:
+            raise ValueError(f"start {self.start.isoformat()} is after end")
         return self
 
 
@@ -100,7 +102,7 @@ class TraceSpec(_M):
         return self
 
 
-class BackendSpec(_M):
+class BackendSpec(_Finite):
     kind: Literal["deployment", "queue", "bigtable"]
     capacity_per_replica: float = Field(..., gt=0)
     startup_seconds: float = Field(0.0, ge=0)
@@ -118,7 +120,7 @@ class SloSpec(_M):
     max_age_seconds: float | None = Field(None, gt=0)
 
 
-class MetricsSpec(_M):
+class MetricsSpec(_Finite):
     delay_seconds: float = Field(0.0, ge=0)
     # a millisecond at least: finer steps vanish in the float seconds of a real date
     sample_seconds: float = Field(60.0, ge=0.001)
@@ -174,7 +176,7 @@ class ScenarioSpec(_M):
     flap_window_seconds: float = Field(600.0, gt=0)
     # None: 15 s (HPA's sync period), coarser for traces so long that 15 s steps would be more
     # than AUTO_MAX_STEPS (`replay_step`)
-    step_seconds: float | None = Field(None, ge=0.001, le=3600)
+    step_seconds: float | None = Field(None, ge=0.001, le=MAX_STEP)
     max_replicas: int | None = Field(None, ge=1)
     tune: TuneSpec = Field(default_factory=TuneSpec)
 
@@ -216,6 +218,8 @@ def _message(err: dict[str, Any]) -> str:
         return f"must be <= {ctx.get('le')}"
     if kind == "less_than":
         return f"must be < {ctx.get('lt')}"
+    if kind == "finite_number":
+        return "must be a finite number"
     if kind == "literal_error":
         return (
             f"got {err.get('input')!r}; expected {ctx.get('expected', 'one of the known values')}"
@@ -243,31 +247,35 @@ class Scenario:
 
 def replay_step(spec: ScenarioSpec, trace: Trace) -> tuple[float, str | None]:
     """The replay grid's step: `stepSeconds`, else 15 s, else (a trace of more than
-    AUTO_MAX_STEPS 15 s steps) the smallest multiple of 15 s within that; with a note for the
-    user when it is not 15 s. SpecError when an explicit step makes more than MAX_STEPS."""
-    span = trace.times[-1] - trace.times[0]
-    if spec.step_seconds is not None:
-        steps = span / spec.step_seconds
-        if steps > MAX_STEPS:
-            raise SpecError(
-                f"stepSeconds: {steps:,.0f} steps",
-                [
-                    (
-                        "stepSeconds",
-                        f"{spec.step_seconds:g} s over the trace's {span / 86400:,.1f} days is "
-                        f"{steps:,.0f} steps, more than {MAX_STEPS:,}: use a larger step",
-                    )
-                ],
+    AUTO_MAX_STEPS 15 s steps) the smallest multiple of 15 s within that, at most MAX_STEP; with
+    a note for the user when it is not 15 s. SpecError when the step makes more than MAX_STEPS
+    steps. Steps are counted as the grid does: to one median interval past the last sample."""
+    span = trace.times[-1] + trace.spacing() - trace.times[0]
+    note = None
+    step = spec.step_seconds
+    if step is None:
+        step = DEFAULT_STEP
+        if span / DEFAULT_STEP > AUTO_MAX_STEPS:
+            step = min(DEFAULT_STEP * math.ceil(span / (DEFAULT_STEP * AUTO_MAX_STEPS)), MAX_STEP)
+            note = (
+                f"stepSeconds not set: the trace's {span / 86400:,.0f} days at 15 s would be "
+                f"{span / DEFAULT_STEP:,.0f} steps; replaying at {step:g} s steps "
+                "(set stepSeconds to choose)"
             )
-        return spec.step_seconds, None
-    if span / DEFAULT_STEP <= AUTO_MAX_STEPS:
-        return DEFAULT_STEP, None
-    step = DEFAULT_STEP * math.ceil(span / (DEFAULT_STEP * AUTO_MAX_STEPS))
-    return step, (
-        f"stepSeconds not set: the trace's {span / 86400:,.0f} days at 15 s would be "
-        f"{span / DEFAULT_STEP:,.0f} steps; replaying at {step:g} s steps "
-        "(set stepSeconds to choose)"
-    )
+    steps = span / step
+    if steps > MAX_STEPS:
+        raise SpecError(
+            f"stepSeconds: {steps:,.0f} steps",
+            [
+                (
+                    "stepSeconds",
+                    f"{step:g} s over the trace's {span / 86400:,.1f} days is {steps:,.0f} "
+                    f"steps, more than {MAX_STEPS:,}: use a larger step or a shorter span "
+                    "(trace.start / trace.end)",
+                )
+            ],
+        )
+    return step, note
 
 
 def parse_scenario(doc: Any) -> ScenarioSpec:
@@ -328,7 +336,13 @@ def load_scenario(path: str | Path) -> Scenario:
             f"{p}: cannot read: {reason}", [("", f"cannot read file: {reason}")]
         ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{p}: invalid YAML: {exc}", [("", f"invalid YAML: {exc}")]) from None
+        # one line: where and what (str(exc) repeats the text with a caret under it)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            f"{p}: invalid YAML{where}: {problem}", [("", f"invalid YAML{where}: {problem}")]
+        ) from None
     spec = parse_scenario(doc)
     return build_scenario(spec, p)
 
@@ -355,19 +369,25 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             f"trace.file: cannot read {trace_file}: {first}",
             [("trace.file", f"cannot read {trace_file} as a timestamp,value trace: {first}")],
         ) from None
-    begins, ends = (raw.times[0], raw.times[-1]) if len(raw) else (0.0, 0.0)
-    if begins < EARLIEST.timestamp() or ends > LATEST.timestamp():
-        at = begins if begins < EARLIEST.timestamp() else ends
-        when = datetime.fromtimestamp(at, UTC).isoformat()
-        raise SpecError(
-            f"trace.file: timestamp {when} out of range",
-            [("trace.file", f"timestamp {when}: the simulator replays dates from 1900 to 9000")],
-        )
     trace = demand_trace(raw, spec)
     if len(trace) < 2:
         raise SpecError(
             "trace: fewer than 2 samples in the selected span",
             [("trace", "fewer than 2 samples in the selected span (check start/end)")],
+        )
+    begins, ends = trace.times[0], trace.times[-1]
+    if begins < EARLIEST.timestamp() or ends > LATEST.timestamp():
+        at = begins if begins < EARLIEST.timestamp() else ends
+        when = datetime.fromtimestamp(at, UTC).isoformat()
+        raise SpecError(
+            f"trace.file: timestamp {when} out of range",
+            [
+                (
+                    "trace.file",
+                    f"timestamp {when}: the simulator replays dates from 1900 to 9000 "
+                    "(trace.start / trace.end select a span)",
+                )
+            ],
         )
     peak = max(trace.values)
     usable = spec.backend.capacity_per_replica * spec.slo.max_utilization
@@ -444,11 +464,19 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             problems.append(
                 (f"{pol.metadata.name}: spec.target", "backend bigtable needs a bigtable target")
             )
+    # an entry for no metric is a typo (the metric then reads what its source implies); checked
+    # once the policies loaded, and only when there are policies (baselines-only runs ignore it)
     metric_names = {m.name for pol in policies for m in pol.spec.metrics}
-    for name in spec.observe:
-        if name not in metric_names:
-            known = ", ".join(sorted(metric_names)) or "none"
-            problems.append((f"observe.{name}", f"no policy has a metric named {name!r} ({known})"))
+    if policies and not problems:
+        for name in spec.observe:
+            if name not in metric_names:
+                problems.append(
+                    (
+                        f"observe.{name}",
+                        f"no policy has a metric named {name!r} "
+                        f"(metrics: {', '.join(sorted(metric_names))})",
+                    )
+                )
     if problems:
         raise SpecError("; ".join(f"{q}: {m}" for q, m in problems), problems)
     b = spec.backend
@@ -465,10 +493,15 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
     )
     exclude = tuple((w.start.timestamp(), w.end.timestamp()) for w in spec.trace.exclude)
     notes = [note] if note else []
-    if b.initial_replicas == 0 and any(p.spec.min_replicas > 0 for p in policies):
+    if (
+        b.initial_replicas == 0
+        and b.kind != "bigtable"  # (a Bigtable cluster has one node at least)
+        and ("hpa-default" in spec.baselines or any(p.spec.min_replicas > 0 for p in policies))
+    ):
         notes.append(
-            "backend.initialReplicas is 0: policies with minReplicas > 0 start at 1 replica "
-            "(HPA leaves a workload scaled to 0 by hand alone; a replay from 0 would never scale)"
+            "backend.initialReplicas is 0: hpa-default and policies with minReplicas > 0 start "
+            "at 1 replica (HPA leaves a workload scaled to 0 by hand alone; a replay from 0 "
+            "would never scale)"
         )
     return Scenario(spec, path, trace, tuple(policies), model, exclude, step, tuple(notes))
 

@@ -61,6 +61,33 @@ def test_reader_never_returns_future_samples(delay: float, sample: float, reads:
             assert s.at.timestamp() + delay <= now.timestamp()
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    sample=st.sampled_from([0.001, 0.1, 1.0, 7.0, 60.0, 3600.0]),
+    gaps=st.lists(st.sampled_from([0.5, 1.0, 15.0, 60.0, 3600.0, 86400.0]), max_size=30),
+)
+def test_reader_samples_on_its_own_schedule_whatever_the_steps(
+    sample: float, gaps: list[float]
+) -> None:
+    """One sample per call at most, and the next one due is the first of t0 + k x sample after
+    the step: a step of a day with 1 ms sampling skips the 86 million in between at once (one
+    at a time, it took minutes a step)."""
+    model = DeploymentModel(1.0, 0, 2)
+    reader = ModelReader(model, {"m": "load"}, sample_seconds=sample)
+    t0 = 1_700_000_000.0
+    t, taken = t0, 0
+    for gap in [0.0, *gaps]:
+        t += gap
+        before = len(reader._times["load"])
+        reader.sample(t, 1.0)
+        taken = len(reader._times["load"]) - before
+        assert taken <= 1
+        nxt = reader._next_sample
+        assert nxt is not None and t < nxt <= t + sample * (1 + 1e-9) + 1e-6
+        k = (nxt - t0) / sample
+        assert abs(k - round(k)) < 1e-3 or sample < 1  # on the grid t0 + k x sample
+
+
 def test_grid_holds_gaps_and_masks_long_ones() -> None:
     times = (0.0, 60.0, 120.0, 600.0, 660.0)
     trace = Trace(times, (1.0, 2.0, 3.0, 4.0, 5.0))

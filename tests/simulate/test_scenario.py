@@ -48,7 +48,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "step-too-many",
         {"stepSeconds": 0.001},
-        "stepSeconds: 0.001 s over the trace's 0.5 days is 43,140,000 steps, more than 20,000,000",
+        "stepSeconds: 0.001 s over the trace's 0.5 days is 43,200,000 steps, more than 20,000,000",
     ),
     ("capacity-infinite", {"backend": {"capacityPerReplica": math.inf}}, "finite number"),
     ("startup-infinite", {"backend": {"startupSeconds": math.inf}}, "backend.startupSeconds"),
@@ -65,7 +65,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "exclude-reversed",
         {"trace": {"exclude": [{"start": "2024-01-02T00:00:00Z", "end": "2024-01-01T00:00:00Z"}]}},
-        "trace.exclude[0]: start 2024-01-02T00:00:00+00:00 must be before end",
+        "trace.exclude[0]: start 2024-01-02T00:00:00+00:00 is after end",
     ),
     (
         "baseline-twice",
@@ -75,7 +75,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "observe-for-no-metric",
         {"observe": {"utilisation": "load"}},
-        "observe.utilisation: no policy has a metric named 'utilisation' (utilization)",
+        "observe.utilisation: no policy has a metric named 'utilisation' (metrics: utilization)",
     ),
 ]
 
@@ -241,7 +241,8 @@ def test_dates_outside_1900_to_9000_are_refused_naming_the_trace(tmp_path: Path)
     assert err.value.problems == [
         (
             "trace.file",
-            "timestamp 0001-01-01T00:00:00+00:00: the simulator replays dates from 1900 to 9000",
+            "timestamp 0001-01-01T00:00:00+00:00: the simulator replays dates from 1900 to 9000 "
+            "(trace.start / trace.end select a span)",
         )
     ]
 
@@ -274,10 +275,10 @@ def test_a_long_trace_without_a_step_is_replayed_at_a_coarser_one(tmp_path: Path
     path = write_scenario(tmp_path)
     write_series(tmp_path / "trace.csv", hourly, step_s=3600.0)
     sc = load_scenario(path)
-    span = (len(hourly) - 1) * 3600
+    span = len(hourly) * 3600  # to an interval past the last sample, as the grid
     assert sc.step == 45.0 and span / 30 > AUTO_MAX_STEPS >= span / 45
     assert len(sc.notes) == 1
-    assert "the trace's 365 days at 15 s would be 2,102,160 steps" in sc.notes[0]
+    assert "the trace's 365 days at 15 s would be 2,102,400 steps" in sc.notes[0]
     assert "replaying at 45 s steps (set stepSeconds to choose)" in sc.notes[0]
     path.write_text(path.read_text() + "stepSeconds: 60\n")
     assert (load_scenario(path).step, load_scenario(path).notes) == (60.0, ())
@@ -299,8 +300,64 @@ def test_a_scenario_that_starts_at_zero_replicas_still_scales(
     out = tmp_path / "out.json"
     assert simulate_command(path, out, None, None, None) == 0
     err = capsys.readouterr().err
-    assert "note: backend.initialReplicas is 0: policies with minReplicas > 0 start at 1" in err
+    assert (
+        "note: backend.initialReplicas is 0: hpa-default and policies with minReplicas > 0" in err
+    )
     runs = {r["name"]: r for r in json.loads(out.read_text())["results"]}
     for name in ("web", "hpa-default"):
         assert runs[name]["capacityHours"] > 0 and runs[name]["maxReplicas"] > 1
         assert runs[name]["sloViolationMinutes"] < 60
+
+
+def test_the_automatic_step_stays_within_stepseconds_limit(tmp_path: Path) -> None:
+    """150 years of daily data would take 4,740 s steps to stay within a million; the step is
+    capped at the 3,600 s a scenario may set (1.3 million steps)."""
+    path = write_scenario(tmp_path)
+    write_series(tmp_path / "trace.csv", [1.0] * 365 * 150, step_s=86400.0)
+    assert load_scenario(path).step == 3600.0
+
+
+def test_steps_are_counted_like_the_grid_counts_them(tmp_path: Path) -> None:
+    """Two samples 20,000 s apart cover 40,000 s on the grid (one median interval past the
+    last): at 1 ms that is 40 million steps, refused (it was checked on the 20,000 s between)."""
+    path = write_scenario(tmp_path, stepSeconds=0.001)
+    write_series(tmp_path / "trace.csv", [1.0, 2.0], step_s=20_000.0)
+    with pytest.raises(SpecError, match="40,000,000 steps"):
+        load_scenario(path)
+
+
+def test_dates_are_checked_on_the_selected_span_only(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, trace={"start": "2024-01-01T00:00:00Z"})
+    rows = ["1899-12-31T00:00:00Z,1"] + [f"2024-01-01T00:{m:02d}:00Z,{m + 1}" for m in range(10)]
+    (tmp_path / "trace.csv").write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert len(load_scenario(path).trace) == 10
+
+
+def test_an_empty_exclude_window_is_harmless(tmp_path: Path) -> None:
+    at = "2024-01-01T01:00:00Z"
+    path = write_scenario(tmp_path, trace={"exclude": [{"start": at, "end": at}]})
+    assert len(load_scenario(path).exclude) == 1
+
+
+def test_observe_is_only_checked_against_policies_that_loaded(tmp_path: Path) -> None:
+    """A broken policy file gives its own error, not also a misleading one about `observe`; a
+    scenario with baselines only ignores `observe`."""
+    path = write_scenario(
+        tmp_path, policies=["policies/missing.yaml"], observe={"utilization": "load"}
+    )
+    with pytest.raises(SpecError) as err:
+        load_scenario(path)
+    assert [p for p, _ in err.value.problems] == ["policies[0]"]
+    path = write_scenario(tmp_path, policies=[], observe={"utilization": "load"})
+    assert load_scenario(path).policies == ()
+
+
+def test_invalid_yaml_is_one_line_with_its_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(tmp_path)
+    path.write_text(path.read_text() + "name: again\n")
+    assert simulate_command(path, None, None, None, None) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"{path}: invalid YAML at line ") and "duplicate key 'name'" in err
