@@ -157,7 +157,7 @@ def simulate(
 def tune(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
     trials: Annotated[int, typer.Option("--trials", min=1)] = 100,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the JSON result here.")
     ] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -193,6 +194,17 @@ def simulate_command(
     return 0
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be written at `path` (None: it can), without creating it."""
+    if path.is_dir():
+        return "Is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "Permission denied"
+    if not path.parent.is_dir():
+        return "No such file or directory"
+    return None if os.access(path.parent, os.W_OK) else "Permission denied"
+
+
 def tune_command(
     scenario: Path,
     trials: int,
@@ -210,6 +222,12 @@ def tune_command(
         return _problems(scenario, exc)
     for note in sc.notes:
         print(f"{scenario}: note: {note}", file=sys.stderr)
+    for out, flag in ((json_out, "--json"), (out_policy, "--out-policy")):
+        # before the search, not after it: a typo in a path would waste the whole run
+        problem = None if out is None else _unwritable(out)
+        if problem:
+            print(f"{out}: {flag}: cannot write: {problem}", file=sys.stderr)
+            return 1
     if not sc.policies:
         print(
             f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr
@@ -219,6 +237,8 @@ def tune_command(
         result = tune(sc, trials=trials, seed=seed, jobs=jobs, progress=True)
     except SpecError as exc:
         return _problems(scenario, exc)
+    for note in result.notes:
+        print(f"{scenario}: note: {note}", file=sys.stderr)
     data = result.to_dict()
     rows = []
     for name, part in (

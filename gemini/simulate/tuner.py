@@ -103,17 +103,59 @@ def search_space(
     if daily_floor:
         space.append(Param("floorFactor", 0.0, 1.5, integer=False))
     for name, rng in (overrides or {}).items():
+        where = f"tune.space.{name}"
         known = {p.name for p in space}
+        if name == "floorFactor" and not daily_floor:
+            raise SpecError(
+                f"{where}: no daily floor",
+                [
+                    (
+                        where,
+                        "searched only with tune.dailyFloor, when the training part has two "
+                        "whole days and the policy no schedules of its own",
+                    )
+                ],
+            )
         if name not in known:
             raise SpecError(
-                f"tune.space.{name}: unknown parameter",
-                [(f"tune.space.{name}", f"unknown parameter; known: {', '.join(sorted(known))}")],
+                f"{where}: unknown parameter",
+                [(where, f"unknown parameter; known: {', '.join(sorted(known))}")],
             )
-        space = [
-            Param(p.name, rng.low, rng.high, p.integer, rng.log) if p.name == name else p
-            for p in space
-        ]
+        own = next(p for p in space if p.name == name)
+        low, high = rng.low, rng.high
+        if own.integer:
+            low, high = math.ceil(low), math.floor(high)
+            if low > high:
+                raise SpecError(
+                    f"{where}: no whole number in range",
+                    [(where, f"no whole number between {rng.low:g} and {rng.high:g}")],
+                )
+        _check_range(policy, where, name, low, high, {p.name for p in space})
+        space = [Param(p.name, low, high, p.integer, rng.log) if p is own else p for p in space]
     return space
+
+
+def _check_range(
+    policy: ScalingPolicy, where: str, name: str, low: float, high: float, names: set[str]
+) -> None:
+    """Both ends of an overridden range make a valid manifest, the other parameters at HPA's
+    defaults (the policy's own validation is the parameter's domain): a range that cannot is
+    refused before any replay, naming it."""
+    if name == "floorFactor":
+        if low < 0:
+            raise SpecError(f"{where}: negative", [(where, f"low {low:g} must be >= 0")])
+        return
+    # (a period applies only with its percent, and so on)
+    others = {k: v for k, v in HPA_DEFAULTS.items() if k in names and k != "target"}
+    for end, value in (("low", low), ("high", high)):
+        try:
+            apply_params(policy, {**others, name: value})
+        except SpecError as exc:
+            field, message = exc.problems[0]
+            raise SpecError(
+                f"{where}: {end} {value:g} makes an invalid policy",
+                [(where, f"{end} {value:g} makes an invalid policy ({field}: {message})")],
+            ) from None
 
 
 def apply_params(
@@ -154,6 +196,8 @@ def apply_params(
     behavior = spec.setdefault("behavior", {})
     for direction, prefix in (("scaleUp", "scaleUp"), ("scaleDown", "scaleDown")):
         rules = behavior.get(direction) or {}
+        if rules.get("selectPolicy") == "Disabled":
+            continue  # the user turned this direction off: no tuning turns it back on
         if f"{prefix}Window" in params:
             rules["stabilizationWindowSeconds"] = int(params[f"{prefix}Window"])
         if f"{prefix}Percent" in params:
@@ -518,6 +562,8 @@ class TuneResult:
     floor: dict[str, float] | None = None
     # the training part's day, with `tune.dailyFloor`
     profile: DailyProfile | None = None
+    # worth telling the user (which policy was tuned, a floor that could not be learned)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -534,6 +580,7 @@ class TuneResult:
             "feasible": self.feasible,
             **({"noViolationFloor": self.floor} if self.floor is not None else {}),
             **({"dailyFloor": self.profile.to_dict()} if self.profile is not None else {}),
+            **({"notes": list(self.notes)} if self.notes else {}),
             "best": {
                 "policy": doc,
                 "params": self.params,
@@ -574,14 +621,49 @@ def held_back_initial(scenario: Scenario, test: Grid) -> int:
     return max(1, first)
 
 
+# steps each part of the split needs (a replay compares each step with the one before)
+MIN_PART_STEPS = 2
+
+
+def _too_short(field: str, what: str) -> SpecError:
+    return SpecError(f"{field}: {what}", [(field, what)])
+
+
+def split_grid(scenario: Scenario, full: Grid) -> tuple[Grid, Grid]:
+    """The training and held-back parts; SpecError when either is under MIN_PART_STEPS."""
+    fraction = scenario.spec.tune.train_fraction
+    train, test = full.split(fraction)
+    if min(len(train), len(test)) < MIN_PART_STEPS:
+        raise _too_short(
+            "tune.trainFraction",
+            f"{fraction:g} of the trace's {len(full)} steps of {full.step:g} s leaves "
+            f"{len(train)} to train on and {len(test)} held back; each part needs "
+            f"{MIN_PART_STEPS} at least (a longer trace, or a smaller stepSeconds)",
+        )
+    return train, test
+
+
 def _train_grid(scenario: Scenario, train: Grid) -> Grid:
     t = scenario.spec.tune
     if t.max_days is not None:
         keep = int(t.max_days * 86400 / train.step)
+        if keep < MIN_PART_STEPS:
+            raise _too_short(
+                "tune.maxDays",
+                f"{t.max_days:g} days is {keep} steps of {train.step:g} s; training needs "
+                f"{MIN_PART_STEPS} at least",
+            )
         if keep < len(train):
             cut = len(train) - keep
             train = Grid(train.time(cut), train.step, train.demand[cut:], train.masked[cut:])
-    return train.decimated(t.decimate)
+    coarse = train.decimated(t.decimate)
+    if len(coarse) < MIN_PART_STEPS:
+        raise _too_short(
+            "tune.decimate",
+            f"{t.decimate} turns the {len(train)} training steps into {len(coarse)}; "
+            f"training needs {MIN_PART_STEPS} at least",
+        )
+    return coarse
 
 
 def tune(
@@ -598,10 +680,31 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = scenario.policies[policy_index]
     full = grid_of(scenario)
-    train_full, test = full.split(scenario.spec.tune.train_fraction)
+    train_full, test = split_grid(scenario, full)
+    train = _train_grid(scenario, train_full)
     profile = daily_profile(scenario, base, train_full) if scenario.spec.tune.daily_floor else None
     space = search_space(base, scenario.spec.tune.space, daily_floor=profile is not None)
-    train = _train_grid(scenario, train_full)
+    notes: list[str] = []
+    if len(scenario.policies) > 1:
+        notes.append(
+            f"the scenario has {len(scenario.policies)} policies; tuning the first, "
+            f"{base.metadata.name}"
+        )
+    if scenario.spec.tune.daily_floor and profile is None:
+        notes.append(
+            "tune.dailyFloor: no floor learned ("
+            + (
+                "the policy has schedules of its own"
+                if base.spec.schedules
+                else "the training part has fewer than two whole days"
+            )
+            + "); searching without it"
+        )
+    if base.spec.mode.value != "Active":
+        notes.append(
+            f"the policy's spec.mode is {base.spec.mode.value}: it is tuned as if Active, and "
+            "the manifest written keeps the mode"
+        )
     margin = scenario.spec.tune.demand_margin
     test_initial = held_back_initial(scenario, test)
 
@@ -754,6 +857,7 @@ def tune(
         feasible=bool(feasible),
         floor=no_violation_floor(scenario, test),
         profile=profile,
+        notes=tuple(notes),
     )
 
 

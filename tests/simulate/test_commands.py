@@ -124,7 +124,12 @@ def test_tune_unwritable_output_fails_clearly(
     path = write_scenario(tmp_path, tune={"trainFraction": 0.6})
     bad = tmp_path / "no-such-dir" / "best.yaml"
     assert tune_command(path, 2, 1, None, bad, 1) == 1
-    assert f"{bad}: cannot write: No such file or directory" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert f"{bad}: --out-policy: cannot write: No such file or directory" in out.err
+    # refused before the search (it used to fail after it, wasting the run)
+    assert "tune synthetic" not in out.out and "trial" not in out.err
+    assert tune_command(path, 2, 1, tmp_path, None, 1) == 1
+    assert f"{tmp_path}: --json: cannot write: Is a directory" in capsys.readouterr().err
 
 
 def test_simulate_a_shared_trace_window(tmp_path: Path) -> None:

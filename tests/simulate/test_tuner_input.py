@@ -1,0 +1,150 @@
+"""`gemini tune` on odd input: field-named errors before any replay (not an IndexError after
+the search), ranges checked against the policy's own validation, and notes for what the
+tuner does on the user's behalf. Found by an adversarial run of `gemini tune`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from gemini.cli import app
+from gemini.errors import SpecError
+from gemini.simulate.scenario import load_scenario
+from gemini.simulate.tuner import apply_params, search_space, tune
+from tests.simulate.helpers import policy_doc, write_scenario
+
+TOO_SHORT: list[tuple[str, dict[str, Any], list[float] | None, str]] = [
+    (
+        "max-days-under-two-steps",
+        {"tune": {"maxDays": 0.0001}},
+        None,
+        "tune.maxDays: 0.0001 days is 0 steps of 15 s; training needs 2 at least",
+    ),
+    (
+        "held-back-part-empty",
+        {"stepSeconds": 3600},
+        [1.0, 2.0],
+        "tune.trainFraction: 0.7 of the trace's 1 steps of 3600 s leaves 1 to train on and 0 "
+        "held back; each part needs 2 at least (a longer trace, or a smaller stepSeconds)",
+    ),
+    (
+        "decimate-beyond-the-training-part",
+        {"tune": {"decimate": 100_000}},
+        None,
+        "tune.decimate: 100000 turns the 2015 training steps into 1; training needs 2 at least",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "override", "values", "message"), TOO_SHORT, ids=[c[0] for c in TOO_SHORT]
+)
+def test_parts_too_short_to_replay_are_refused_naming_the_field(
+    tmp_path: Path, case: str, override: dict[str, Any], values: list[float] | None, message: str
+) -> None:
+    sc = load_scenario(write_scenario(tmp_path, values, **override))
+    with pytest.raises(SpecError) as err:
+        tune(sc, trials=1, jobs=1)
+    assert "; ".join(f"{p}: {m}" for p, m in err.value.problems) == message
+
+
+SPACE: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "negative-window",
+        {"scaleDownWindow": {"low": -100, "high": -1}},
+        "tune.space.scaleDownWindow: low -100 makes an invalid policy "
+        "(spec.behavior.scaleDown.stabilizationWindowSeconds:",
+    ),
+    (
+        "window-beyond-the-policy-limit",
+        {"metricWindow": {"low": 1e15, "high": 1e16}},
+        "tune.space.metricWindow: low 1e+15 makes an invalid policy (spec.metrics[0].windowSeconds",
+    ),
+    (
+        "zero-period",
+        {"scaleUpPeriod": {"low": 0, "high": 0}},
+        "tune.space.scaleUpPeriod: low 0 makes an invalid policy",
+    ),
+    (
+        "no-whole-number",
+        {"target": {"low": 30.5, "high": 30.7}},
+        "tune.space.target: no whole number between 30.5 and 30.7",
+    ),
+    (
+        "floor-without-daily-floor",
+        {"floorFactor": {"low": 0, "high": 1}},
+        "tune.space.floorFactor: searched only with tune.dailyFloor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "space", "message"), SPACE, ids=[c[0] for c in SPACE])
+def test_search_ranges_outside_the_parameters_domain_are_refused_before_any_replay(
+    case: str, space: dict[str, Any], message: str
+) -> None:
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.scenario import Range
+
+    policy = parse_policy(policy_doc())
+    with pytest.raises(SpecError) as err:
+        search_space(policy, {k: Range.model_validate(v) for k, v in space.items()})
+    text = "; ".join(f"{p}: {m}" for p, m in err.value.problems)
+    assert text.startswith(message), text
+
+
+def test_integer_ranges_are_narrowed_to_whole_numbers() -> None:
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.scenario import Range
+
+    policy = parse_policy(policy_doc())
+    space = search_space(policy, {"target": Range(low=30.5, high=40.2)})
+    target = next(p for p in space if p.name == "target")
+    assert (target.low, target.high) == (31, 40)
+
+
+def test_a_disabled_direction_stays_disabled_in_the_tuned_manifest() -> None:
+    """`selectPolicy: Disabled` used to become Max with Percent 100: the tuned manifest scaled
+    down a workload whose owner had turned scale-down off."""
+    from gemini.policy.spec import parse_policy
+
+    doc = policy_doc(behavior={"scaleDown": {"selectPolicy": "Disabled"}})
+    tuned = apply_params(
+        parse_policy(doc), {"scaleDownPercent": 50, "scaleDownPeriod": 60, "scaleUpPercent": 200}
+    )
+    behavior = tuned.spec.behavior
+    assert behavior is not None and behavior.scale_down is not None
+    assert behavior.scale_down.select_policy.value == "Disabled"
+    assert behavior.scale_up is not None and behavior.scale_up.policies[0].value == 200
+
+
+def test_tune_says_what_it_did_on_the_users_behalf(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gemini.simulate.commands import tune_command
+
+    shadow = policy_doc("second", mode="Shadow")
+    path = write_scenario(
+        tmp_path,
+        policies=[policy_doc(mode="Shadow"), shadow],
+        tune={"dailyFloor": True},
+    )
+    out = tmp_path / "t.json"
+    assert tune_command(path, 1, 0, out, None, 1) == 0
+    err = capsys.readouterr().err
+    assert "note: the scenario has 2 policies; tuning the first, web" in err
+    assert "tune.dailyFloor: no floor learned (the training part has fewer than two" in err
+    assert "spec.mode is Shadow: it is tuned as if Active" in err
+    import json
+
+    assert len(json.loads(out.read_text())["notes"]) == 3
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_outside_what_the_sampler_takes_is_a_usage_error(tmp_path: Path, seed: str) -> None:
+    path = write_scenario(tmp_path)
+    result = CliRunner().invoke(app, ["tune", str(path), "--trials", "1", "--seed", seed])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
