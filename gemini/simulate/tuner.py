@@ -640,6 +640,12 @@ def split_grid(scenario: Scenario, full: Grid) -> tuple[Grid, Grid]:
             f"{len(train)} to train on and {len(test)} held back; each part needs "
             f"{MIN_PART_STEPS} at least (a longer trace, or a smaller stepSeconds)",
         )
+    if all(train.masked):
+        raise _too_short(
+            "tune.trainFraction",
+            f"every one of the {len(train)} training steps is inside a long gap or an exclude "
+            "window: nothing to score a trial on",
+        )
     return train, test
 
 
@@ -699,6 +705,11 @@ def tune(
                 else "the training part has fewer than two whole days"
             )
             + "); searching without it"
+        )
+    if all(test.masked):
+        notes.append(
+            "the held-back part is all inside long gaps or exclude windows: its scores count "
+            "no violations and say little"
         )
     if base.spec.mode.value != "Active":
         notes.append(

@@ -31,6 +31,13 @@ TOO_SHORT: list[tuple[str, dict[str, Any], list[float] | None, str]] = [
         "held back; each part needs 2 at least (a longer trace, or a smaller stepSeconds)",
     ),
     (
+        "training-part-all-excluded",
+        {"trace": {"exclude": [{"start": "2024-01-01T00:00:00Z", "end": "2024-01-01T10:00:00Z"}]}},
+        None,
+        "tune.trainFraction: every one of the 2015 training steps is inside a long gap or an "
+        "exclude window: nothing to score a trial on",
+    ),
+    (
         "decimate-beyond-the-training-part",
         {"tune": {"decimate": 100_000}},
         None,
@@ -148,3 +155,10 @@ def test_a_seed_outside_what_the_sampler_takes_is_a_usage_error(tmp_path: Path, 
     result = CliRunner().invoke(app, ["tune", str(path), "--trials", "1", "--seed", seed])
     assert result.exit_code == 2
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_held_back_part_inside_an_exclude_window_is_noted(tmp_path: Path) -> None:
+    window = {"start": "2024-01-01T08:00:00Z", "end": "2024-01-01T13:00:00Z"}
+    sc = load_scenario(write_scenario(tmp_path, trace={"exclude": [window]}))
+    result = tune(sc, trials=1, jobs=1)
+    assert any("held-back part is all inside" in n for n in result.notes)
