@@ -74,7 +74,10 @@ def make_grid(
     trace: Trace,
     step: float = 15.0,
     exclude: Sequence[tuple[float, float]] = (),
+    gap_spacing: float | None = None,
 ) -> Grid:
+    """The replay grid over `trace`. A gap longer than three median sample intervals (of the
+    whole trace, or `gap_spacing`: the tuner's, of its training part only) is not scored."""
     times, values = trace.times, trace.values
     if len(times) < 2:
         raise ValueError("a trace needs at least 2 samples")
@@ -86,7 +89,7 @@ def make_grid(
     masked: list[bool] = []
     i = 0
     last = len(times) - 1
-    long_gap = 3 * spacing
+    long_gap = 3 * (spacing if gap_spacing is None else gap_spacing)
     for k in range(n):
         a = t0 + k * step
         b = a + step

@@ -31,10 +31,12 @@ def slo_of(scenario: Scenario) -> Slo:
     return Slo(s.max_utilization, s.max_age_seconds)
 
 
-def grid_of(scenario: Scenario, step: float | None = None) -> Grid:
+def grid_of(
+    scenario: Scenario, step: float | None = None, gap_spacing: float | None = None
+) -> Grid:
     """The replay grid: the scenario's step (`stepSeconds`, default 15 s, HPA's sync period;
-    see `scenario.replay_step`)."""
-    return make_grid(scenario.trace, step or scenario.step, scenario.exclude)
+    see `scenario.replay_step`); `gap_spacing` as in `make_grid`."""
+    return make_grid(scenario.trace, step or scenario.step, scenario.exclude, gap_spacing)
 
 
 BASELINE_ANNOTATION = "gemini.dev/simulator-baseline"

@@ -629,10 +629,19 @@ def _too_short(field: str, what: str) -> SpecError:
     return SpecError(f"{field}: {what}", [(field, what)])
 
 
-def split_grid(scenario: Scenario, full: Grid) -> tuple[Grid, Grid]:
-    """The training and held-back parts; SpecError when either is under MIN_PART_STEPS."""
+def split_grid(scenario: Scenario) -> tuple[Grid, Grid, Grid]:
+    """The whole grid, its training and its held-back part; SpecError when a part is under
+    MIN_PART_STEPS.
+
+    Long gaps (not scored) are those over three median sample intervals of the training part's
+    samples: the held-back part's sampling must not change how the training part is read."""
     fraction = scenario.spec.tune.train_fraction
+    full = grid_of(scenario)
     train, test = full.split(fraction)
+    head = scenario.trace.sliced(None, test.t0)
+    if len(head) >= 2 and head.spacing() != scenario.trace.spacing():
+        full = grid_of(scenario, gap_spacing=head.spacing())
+        train, test = full.split(fraction)
     if min(len(train), len(test)) < MIN_PART_STEPS:
         raise _too_short(
             "tune.trainFraction",
@@ -646,7 +655,28 @@ def split_grid(scenario: Scenario, full: Grid) -> tuple[Grid, Grid]:
             f"every one of the {len(train)} training steps is inside a long gap or an exclude "
             "window: nothing to score a trial on",
         )
-    return train, test
+    return full, train, test
+
+
+def _unit_from_held_back(scenario: Scenario, cut: float) -> str | None:
+    """A note when `utilizationUnit: auto` read the file as percent only because of values in
+    the held-back part (the training part alone would read as fractions): the one file-level
+    reading the tuner cannot keep from seeing it, since simulate reads the file the same way."""
+    t = scenario.spec.trace
+    if t.kind != "utilization" or t.utilization_unit != "auto" or t.scale != 1.0:
+        return None
+    assert t.recorded_replicas is not None
+    per_unit = t.recorded_replicas * scenario.spec.backend.capacity_per_replica / 100.0
+    trace = scenario.trace
+    if max(trace.values) / per_unit <= 2.0:  # read as fractions
+        return None
+    head = trace.values[: trace.index_at_or_before(cut) + 1]
+    if head and max(head) / per_unit > 2.0:
+        return None
+    return (
+        "trace.utilizationUnit: auto read the file as percent because of values in the "
+        "held-back part (the training part alone is at most 2): set utilizationUnit"
+    )
 
 
 def _train_grid(scenario: Scenario, train: Grid) -> Grid:
@@ -685,8 +715,7 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = scenario.policies[policy_index]
-    full = grid_of(scenario)
-    train_full, test = split_grid(scenario, full)
+    full, train_full, test = split_grid(scenario)
     train = _train_grid(scenario, train_full)
     profile = daily_profile(scenario, base, train_full) if scenario.spec.tune.daily_floor else None
     space = search_space(base, scenario.spec.tune.space, daily_floor=profile is not None)
@@ -706,6 +735,9 @@ def tune(
             )
             + "); searching without it"
         )
+    unit_note = _unit_from_held_back(scenario, test.t0)
+    if unit_note:
+        notes.append(unit_note)
     if all(test.masked):
         notes.append(
             "the held-back part is all inside long gaps or exclude windows: its scores count "

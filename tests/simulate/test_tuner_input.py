@@ -162,3 +162,46 @@ def test_a_held_back_part_inside_an_exclude_window_is_noted(tmp_path: Path) -> N
     sc = load_scenario(write_scenario(tmp_path, trace={"exclude": [window]}))
     result = tune(sc, trials=1, jobs=1)
     assert any("held-back part is all inside" in n for n in result.notes)
+
+
+def test_the_held_back_parts_sampling_does_not_change_how_training_is_read(
+    tmp_path: Path,
+) -> None:
+    """No peeking: long gaps (not scored) are those over three median sample intervals of the
+    training part. With the whole file's median, a held-back part sampled every 2 minutes made
+    a 6-minute gap in the 1-minute training part scored, and the search saw a different
+    training part (budget 0 against 36.9 minutes in the adversarial run)."""
+    from datetime import timedelta
+
+    from gemini.simulate.tuner import split_grid
+    from tests.simulate.helpers import T0
+
+    def scenario(sub: str, held_back_every: int) -> Any:
+        minutes = [m for m in range(600) if not 100 <= m < 105]  # a 6-minute gap at 01:39
+        minutes += list(range(600, 3000, held_back_every))
+        rows = [f"{(T0 + timedelta(minutes=m)).isoformat()},{1 + m % 7}" for m in minutes]
+        (tmp_path / sub).mkdir()
+        path = write_scenario(tmp_path / sub, tune={"trainFraction": 0.2})
+        (tmp_path / sub / "trace.csv").write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+        return load_scenario(path)
+
+    one, two = scenario("a", 1), scenario("b", 2)
+    assert one.trace.spacing() == 60 and two.trace.spacing() == 120  # the whole files differ
+    (_, train_one, _), (_, train_two, _) = split_grid(one), split_grid(two)
+    assert train_one == train_two
+    gap = [k for k, m in enumerate(train_one.masked) if m]
+    assert gap and train_one.time(gap[0]) < T0.timestamp() + 105 * 60
+
+
+@pytest.mark.parametrize(("late", "noted"), [(80.0, True), (1.5, False)])
+def test_a_unit_decided_by_the_held_back_part_is_noted(
+    tmp_path: Path, late: float, noted: bool
+) -> None:
+    """`utilizationUnit: auto` is decided on the whole file (simulate and tune must read it
+    alike); when only held-back values make it percent, tune says so."""
+    values = [1.2] * 540 + [late] * 180  # training: the first 504 minutes
+    sc = load_scenario(
+        write_scenario(tmp_path, values, trace={"kind": "utilization", "recordedReplicas": 4})
+    )
+    result = tune(sc, trials=1, jobs=1)
+    assert any("utilizationUnit: auto" in n for n in result.notes) is noted
