@@ -174,6 +174,11 @@ def simulate_command(
             store.close()
     data = outcome.to_dict()
     warnings = capped_policies(outcome)
+    if all(outcome.grid.masked):
+        warnings.append(
+            "every step is inside a long gap or an exclude window: no step is scored, so no run "
+            "has violations and the oracle holds only the backend's floor"
+        )
     if warnings:
         data["warnings"] = warnings
     print_table(data, f"{data['scenario']}: {data['steps']} steps, {data['wallSeconds']} s")

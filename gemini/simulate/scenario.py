@@ -284,9 +284,16 @@ def parse_scenario(doc: Any) -> ScenarioSpec:
     try:
         return ScenarioSpec.model_validate(doc)
     except ValidationError as exc:
-        found = []
+        found: list[tuple[str, str]] = []
         for e in exc.errors():
-            loc = [p for p in e["loc"] if not (isinstance(p, str) and "[" in p)]
+            loc = list(e["loc"])
+            if len(loc) == 3 and loc[0] == "policies" and isinstance(loc[1], int):
+                # an item that is neither member of `str | dict`: one problem, not one a member
+                problem = (format_path(loc[:2]), "must be a policy file path or an inline manifest")
+                if problem not in found:
+                    found.append(problem)
+                continue
+            loc = [p for p in loc if not (isinstance(p, str) and "[" in p)]
             found.append((format_path(loc), _message(dict(e))))
         raise SpecError("; ".join(f"{p}: {m}" for p, m in found), found) from None
 

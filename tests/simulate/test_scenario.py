@@ -72,6 +72,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         {"baselines": ["oracle", "hpa-default", "oracle"]},
         "baselines: oracle listed more than once",
     ),
+    ("policy-item-a-number", {"policies": [5]}, "policies[0]: must be a policy file path or an"),
     (
         "observe-for-no-metric",
         {"observe": {"utilisation": "load"}},
@@ -361,3 +362,14 @@ def test_invalid_yaml_is_one_line_with_its_place(
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
     assert err.startswith(f"{path}: invalid YAML at line ") and "duplicate key 'name'" in err
+
+
+def test_a_trace_with_no_scored_step_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    window = {"start": "2023-12-31T00:00:00Z", "end": "2024-01-02T00:00:00Z"}
+    path = write_scenario(tmp_path, trace={"exclude": [window]})
+    assert simulate_command(path, None, None, None, None) == 0
+    assert "warning: every step is inside a long gap or an exclude window" in (
+        capsys.readouterr().err
+    )
