@@ -722,8 +722,8 @@ def tune(
     notes: list[str] = []
     if len(scenario.policies) > 1:
         notes.append(
-            f"the scenario has {len(scenario.policies)} policies; tuning the first, "
-            f"{base.metadata.name}"
+            f"the scenario has {len(scenario.policies)} policies; tuning "
+            f"{base.metadata.name} (number {policy_index + 1})"
         )
     if scenario.spec.tune.daily_floor and profile is None:
         notes.append(

@@ -141,7 +141,7 @@ def test_tune_says_what_it_did_on_the_users_behalf(
     out = tmp_path / "t.json"
     assert tune_command(path, 1, 0, out, None, 1) == 0
     err = capsys.readouterr().err
-    assert "note: the scenario has 2 policies; tuning the first, web" in err
+    assert "note: the scenario has 2 policies; tuning web (number 1)" in err
     assert "tune.dailyFloor: no floor learned (the training part has fewer than two" in err
     assert "spec.mode is Shadow: it is tuned as if Active" in err
     import json
