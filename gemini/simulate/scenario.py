@@ -57,6 +57,14 @@ class _M(BaseModel):
         extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_nan(cls, value: Any) -> Any:
+        # `.nan` is never meant (and fails range checks with a misleading "must be <= 1")
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError("must be a number, not NaN")
+        return value
+
 
 class _Finite(_M):
     # no .inf / .nan: an infinite capacity, start-up, sampling interval or step replays to

@@ -51,6 +51,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "stepSeconds: 0.001 s over the trace's 0.5 days is 43,200,000 steps, more than 20,000,000",
     ),
     ("capacity-infinite", {"backend": {"capacityPerReplica": math.inf}}, "finite number"),
+    ("slo-nan", {"slo": {"maxUtilization": math.nan}}, "slo.maxUtilization: must be a number, not"),
+    ("scale-nan", {"trace": {"scale": math.nan}}, "trace.scale: must be a number, not NaN"),
     ("startup-infinite", {"backend": {"startupSeconds": math.inf}}, "backend.startupSeconds"),
     (
         "capacity-needs-more-replicas-than-a-float-counts",
