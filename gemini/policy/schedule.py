@@ -195,23 +195,24 @@ def _window(schedule: Schedule, now: datetime) -> tuple[datetime, datetime | Non
     if start is None:
         # no start at or after `since`, so none after any later now - duration either:
         # inactive for ever (searching again costs a scan to the year 9999 every tick)
-        window: tuple[datetime, datetime | None, bool] = (now, None, False)
-        if len(_ACTIVE) > 4096:
-            _ACTIVE.clear()
-        _ACTIVE[key] = window
-        return window
+        return _remember(key, (now, None, False))
     active = start <= now
     end = start + duration if active else start
-    window = (now, end, active)
     if end - since <= _MEMO_SPAN:
         zone = _zone(schedule.time_zone)
         if _same_offset(since.astimezone(zone), end.astimezone(zone), zone):
-            if len(_ACTIVE) > 4096:
-                _ACTIVE.clear()
-            _ACTIVE[key] = window
-            return window
+            return _remember(key, (now, end, active))
     # not memoized: valid at `now` only
     return (now, now + timedelta(microseconds=1), active)
+
+
+def _remember(
+    key: tuple[str, str, int], window: tuple[datetime, datetime | None, bool]
+) -> tuple[datetime, datetime | None, bool]:
+    if len(_ACTIVE) > 4096:
+        _ACTIVE.clear()
+    _ACTIVE[key] = window
+    return window
 
 
 def is_active(schedule: Schedule, now: datetime) -> bool:

@@ -625,7 +625,8 @@ def held_back_initial(scenario: Scenario, test: Grid) -> int:
 MIN_PART_STEPS = 2
 
 
-def _too_short(field: str, what: str) -> SpecError:
+def _refused(field: str, what: str) -> SpecError:
+    """A tune the scenario's `field` makes impossible, refused before any replay."""
     return SpecError(f"{field}: {what}", [(field, what)])
 
 
@@ -643,14 +644,14 @@ def split_grid(scenario: Scenario) -> tuple[Grid, Grid, Grid]:
         full = grid_of(scenario, gap_spacing=head.spacing())
         train, test = full.split(fraction)
     if min(len(train), len(test)) < MIN_PART_STEPS:
-        raise _too_short(
+        raise _refused(
             "tune.trainFraction",
             f"{fraction:g} of the trace's {len(full)} steps of {full.step:g} s leaves "
             f"{len(train)} to train on and {len(test)} held back; each part needs "
             f"{MIN_PART_STEPS} at least (a longer trace, or a smaller stepSeconds)",
         )
     if all(train.masked):
-        raise _too_short(
+        raise _refused(
             "tune.trainFraction",
             f"every one of the {len(train)} training steps is inside a long gap or an exclude "
             "window: nothing to score a trial on",
@@ -684,7 +685,7 @@ def _train_grid(scenario: Scenario, train: Grid) -> Grid:
     if t.max_days is not None:
         keep = int(t.max_days * 86400 / train.step)
         if keep < MIN_PART_STEPS:
-            raise _too_short(
+            raise _refused(
                 "tune.maxDays",
                 f"{t.max_days:g} days is {keep} steps of {train.step:g} s; training needs "
                 f"{MIN_PART_STEPS} at least",
@@ -694,7 +695,7 @@ def _train_grid(scenario: Scenario, train: Grid) -> Grid:
             train = Grid(train.time(cut), train.step, train.demand[cut:], train.masked[cut:])
     coarse = train.decimated(t.decimate)
     if len(coarse) < MIN_PART_STEPS:
-        raise _too_short(
+        raise _refused(
             "tune.decimate",
             f"{t.decimate} turns the {len(train)} training steps into {len(coarse)}; "
             f"training needs {MIN_PART_STEPS} at least",
