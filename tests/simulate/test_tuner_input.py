@@ -127,6 +127,35 @@ def test_a_disabled_direction_stays_disabled_in_the_tuned_manifest() -> None:
     assert behavior.scale_up is not None and behavior.scale_up.policies[0].value == 200
 
 
+def test_a_step_scaling_policy_starts_the_search_at_its_own_steps() -> None:
+    """The first trial of a step-scaling policy is its own steps (stepScale 1), as a target
+    policy's is its own target; it was a random factor."""
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.tuner import starting_points
+
+    steps = {
+        "name": "utilization",
+        "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "up"}},
+        "stepScaling": {
+            "steps": [
+                {"lowerBound": 0.7, "upperBound": 0.9, "adjustment": 1},
+                {"lowerBound": 0.9, "adjustment": 3},
+            ]
+        },
+    }
+    policy = parse_policy(policy_doc(metrics=[steps]))
+    starts = starting_points(policy, search_space(policy))
+    assert starts and all(s["stepScale"] == 1.0 for s in starts)
+    assert "target" not in starts[0] and starts[0]["scaleDownWindow"] == 300
+    same = apply_params(policy, starts[0])
+    m = same.spec.metrics[0]
+    assert m.step_scaling is not None
+    assert [(s.lower_bound, s.upper_bound) for s in m.step_scaling.steps] == [
+        (0.7, 0.9),
+        (0.9, None),
+    ]
+
+
 def test_tune_says_what_it_did_on_the_users_behalf(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
