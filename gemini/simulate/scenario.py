@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from gemini.clock import parse_iso, utc
 from gemini.errors import SpecError
@@ -106,7 +107,19 @@ class TraceSpec(_M):
     @model_validator(mode="after")
     def _check(self) -> TraceSpec:
         if self.kind == "utilization" and self.recorded_replicas is None:
-            raise ValueError("recordedReplicas is required when kind is utilization")
+            # raised with its own location, so that the problem is trace.recordedReplicas
+            # (a ValueError here would be reported under `trace`)
+            what = "required when kind is utilization (the size of the recorded fleet)"
+            raise ValidationError.from_exception_data(
+                "TraceSpec",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("required_for_kind", what),
+                        loc=("recordedReplicas",),
+                        input=None,
+                    )
+                ],
+            )
         return self
 
 

@@ -590,7 +590,7 @@ INVALID = [
     Invalid(
         "utilization-without-recorded-replicas",
         csv_bytes(rows_every(WAVE, 60)),
-        ["trace", "recordedReplicas"],
+        ["trace.recordedReplicas: required"],
         {"trace": {"kind": "utilization"}},
     ),
     Invalid(

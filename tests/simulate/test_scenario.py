@@ -21,7 +21,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "backend.capacityPerReplica: must be > 0",
     ),
     ("bad-kind", {"backend": {"kind": "lambda"}}, "backend.kind"),
-    ("util-needs-replicas", {"trace": {"kind": "utilization"}}, "recordedReplicas is required"),
+    (
+        "util-needs-replicas",
+        {"trace": {"kind": "utilization"}},
+        "trace.recordedReplicas: required when kind is utilization",
+    ),
     ("missing-trace", {"trace": {"file": "nope.csv"}}, "trace.file"),
     (
         "unknown-field",
