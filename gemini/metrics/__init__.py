@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gemini.policy.spec import Metric
-from gemini.series import Observation
+from gemini.series import Observation, Sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,14 @@ def source_class(kind: str) -> Callable[..., MetricSource]:
     return cls
 
 
+def shifted(obs: Observation, seconds: float) -> Observation:
+    """`obs` with every sample `seconds` later (a metric read with `offsetSeconds`)."""
+    if not obs.samples:
+        return obs
+    by = timedelta(seconds=seconds)
+    return replace(obs, samples=tuple(Sample(s.at + by, s.value) for s in obs.samples))
+
+
 class RoutingReader:
     """Routes each request to the source for its kind; one `fetch` per kind per read.
 
@@ -84,14 +92,19 @@ class RoutingReader:
         return self._sources[kind]
 
     def read(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
+        """A metric with `offsetSeconds` is fetched as of `now - offset` (one fetch per kind and
+        offset), and its samples are moved forward by the offset: the engine sees them as
+        current, and judges their age as it does any other metric's."""
         out: list[Observation | None] = [None] * len(requests)
-        by_kind: dict[str, list[int]] = defaultdict(list)
+        by_kind: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, req in enumerate(requests):
-            by_kind[req.metric.source.kind].append(i)
-        for kind, idxs in by_kind.items():
+            by_kind[req.metric.source.kind, req.metric.offset_seconds].append(i)
+        for (kind, offset), idxs in by_kind.items():
             batch = [requests[i] for i in idxs]
             try:
-                results = self.source(kind).fetch(batch, now)
+                results = self.source(kind).fetch(batch, now - timedelta(seconds=offset))
+                if offset:
+                    results = [shifted(obs, offset) for obs in results]
             except Exception as exc:  # a broken source must not stop the others
                 results = [
                     Observation.failed(r.metric.name, "error", f"{kind} source failed: {exc}")

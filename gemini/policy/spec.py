@@ -43,6 +43,8 @@ DEFAULT_PERIOD_SECONDS = 15
 MAX_PERIOD_SECONDS = 1800
 MAX_WINDOW_SECONDS = 3600
 MAX_REPLICAS = 2**31 - 1  # replica counts are int32 in Kubernetes (HPA's minReplicas/maxReplicas)
+# how far back a metric may be read (offsetSeconds): a week covers weekly seasons
+MAX_OFFSET_SECONDS = 7 * 86400
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 # The schema-side spelling of a quantity (what the CRD's pattern admits): a plain or decimal
@@ -729,6 +731,19 @@ class Metric(Model):
             "metrics are up to 120 s late, so use at least 180 for them."
         ),
     )
+    offset_seconds: int = Field(
+        0,
+        ge=0,
+        le=MAX_OFFSET_SECONDS,
+        description=(
+            "Read the metric as it was this long ago (windowSeconds then spans the time before "
+            "that): a seasonal forecast. 86400 - H with windowSeconds H and windowFunction Max "
+            "proposes now what yesterday's load needed over the next H seconds, so a daily ramp "
+            "is met ahead of time. Needs an AverageValue target and a source that keeps history "
+            "(not kubernetes); use fallback Ignore so the first day, with no history, does not "
+            "hold scale-down."
+        ),
+    )
     activation_value: float = Field(
         0.0,
         description=(
@@ -743,6 +758,16 @@ class Metric(Model):
         if self.target is None and self.step_scaling is None:
             raise ValueError("@target: required field is missing (or stepScaling instead)")
         exactly_one(self, ["target", "step_scaling"], "metric")
+        if self.offset_seconds:
+            if self.target is None or self.target.type is not TargetType.AVERAGE_VALUE:
+                raise ValueError(
+                    "@offsetSeconds: needs an AverageValue target (a utilization or value read "
+                    "from another time is relative to that time's replicas)"
+                )
+            if self.source.kind == "kubernetes":
+                raise ValueError(
+                    "@offsetSeconds: the kubernetes source reads only the current replica count"
+                )
         return self
 
 

@@ -18,7 +18,7 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gemini import loop
 from gemini.clock import ManualClock
@@ -125,7 +125,8 @@ def make_grid(
 
 class ModelReader:
     """`MetricReader` over a backend model: the observables sampled every `sample_seconds`,
-    each visible only `delay_seconds` after its timestamp (never a sample from the future)."""
+    each visible only `delay_seconds` after its timestamp (never a sample from the future). A
+    metric with `offsetSeconds` reads them as of that long ago, as `RoutingReader` does."""
 
     def __init__(
         self,
@@ -149,7 +150,17 @@ class ModelReader:
         self._samples: dict[str, list[Sample]] = {n: [] for n in names}
         self._visible: dict[str, int] = dict.fromkeys(names, 0)
         self._cache: dict[tuple[str, int, int, int], Observation] = {}
+        self._offset: dict[tuple[str, int], list[Sample]] = {}
         self._next_sample: float | None = None
+
+    def _moved(self, stored: str, offset: int, upto: int) -> list[Sample]:
+        """The samples of `stored` moved forward by `offset`, at least the first `upto` of them
+        (built once each: a window slides over them every read)."""
+        moved = self._offset.setdefault((stored, offset), [])
+        if len(moved) < upto:
+            by = timedelta(seconds=offset)
+            moved += [Sample(s.at + by, s.value) for s in self._samples[stored][len(moved) : upto]]
+        return moved
 
     def _derived(self, name: str) -> bool:
         return name == "utilization" and self._per_replica
@@ -187,25 +198,38 @@ class ModelReader:
             derived = self._derived(name)
             stored = "load" if derived else name
             times = self._times[stored]
-            vis = self._visible[stored]
-            while vis < len(times) and times[vis] <= horizon:
-                vis += 1
-            self._visible[stored] = vis
+            offset = metric.offset_seconds
+            if offset:
+                # read as of `offset` ago (RoutingReader's rule), samples moved forward by it
+                vis = bisect.bisect_right(times, horizon - offset)
+            else:
+                vis = self._visible[stored]
+                while vis < len(times) and times[vis] <= horizon:
+                    vis += 1
+                self._visible[stored] = vis
             if vis == 0:
                 out.append(Observation.failed(metric.name, "empty", "no sample visible yet"))
                 continue
             w = metric.window_seconds
-            lo = vis - 1 if w <= 0 else min(vis - 1, bisect.bisect_right(times, nowt - w, 0, vis))
+            lo = (
+                vis - 1
+                if w <= 0
+                else min(vis - 1, bisect.bisect_right(times, nowt - offset - w, 0, vis))
+            )
             count = self.model.count if derived else -1
             key = (metric.name, lo, vis, count)
             obs = self._cache.get(key)
             if obs is None:
                 if len(self._cache) > 64:
                     self._cache.clear()
-                samples = self._samples[stored][lo:vis]
+                if offset and not derived:
+                    samples = self._moved(stored, offset, vis)[lo:vis]
+                else:
+                    samples = self._samples[stored][lo:vis]
                 if derived:
                     per = max(count, 1) * self.model.capacity_per_replica
-                    samples = [Sample(s.at, s.value / per) for s in samples]
+                    by = timedelta(seconds=offset)
+                    samples = [Sample(s.at + by, s.value / per) for s in samples]
                 obs = Observation(metric.name, tuple(samples))
                 self._cache[key] = obs
             out.append(obs)

@@ -274,6 +274,41 @@ BAD = [
         ],
     ),
     (
+        "offset-on-a-utilization",
+        dump(
+            put(
+                _m("offsetSeconds"),
+                86100,
+                put(_m("target"), {"type": "Utilization", "averageUtilization": 60}),
+            )
+        ),
+        [
+            "worker: spec.metrics[0].offsetSeconds: needs an AverageValue target (a utilization "
+            "or value read from another time is relative to that time's replicas)"
+        ],
+    ),
+    (
+        "offset-on-the-kubernetes-source",
+        dump(
+            put(
+                _m("offsetSeconds"),
+                3600,
+                put(_m("source"), {"kubernetes": {"name": "front"}}),
+            )
+        ),
+        [
+            "worker: spec.metrics[0].offsetSeconds: the kubernetes source reads only the "
+            "current replica count"
+        ],
+    ),
+    (
+        "offset-over-a-week",
+        dump(put(_m("offsetSeconds"), 8 * 86400)),
+        [
+            "worker: spec.metrics[0].offsetSeconds: must be less than or equal to 604800 (got 691200)"
+        ],
+    ),
+    (
         "invalid-policy-name",
         dump(put("metadata.name", "Worker_1")),
         [

@@ -57,3 +57,34 @@ def test_a_source_answering_too_few_results_fails_only_its_requests() -> None:
     with pytest.raises(RuntimeError, match="cannot close"):
         reader.close()
     assert good.closed
+
+
+def test_a_metric_with_an_offset_reads_the_past_and_sees_it_as_now() -> None:
+    """`offsetSeconds`: the source is read as of `now - offset`, and its samples come back
+    moved forward by the offset (the engine judges their age as any other metric's). Metrics
+    without an offset in the same read see the present."""
+    from datetime import timedelta
+
+    from gemini.metrics.memory import MemorySource
+
+    day = timedelta(days=1)
+    source = MemorySource()
+    source.set("load", 5.0, NOW - day + timedelta(hours=1))  # yesterday, an hour later
+    source.set("load", 1.0, NOW - timedelta(minutes=1))  # just now
+    reader = RoutingReader({"prometheus": source})
+
+    def load(offset: int) -> MetricRequest:
+        doc = {
+            "name": "load",
+            "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "up"}},
+            "target": {"type": "AverageValue", "averageValue": 1},
+            "offsetSeconds": offset,
+        }
+        return MetricRequest("ns/p", "ns", Metric.model_validate(doc))
+
+    ahead, current, too_far = reader.read([load(82800), load(0), load(86400 + 7200)], NOW)
+    # 23 h ago, yesterday's sample an hour ahead of now is the newest; it reads as 0 s old
+    assert [(s.at, s.value) for s in ahead.samples] == [(NOW, 5.0)]
+    assert current.samples[-1].value == 1.0
+    assert current.samples[-1].at == NOW - timedelta(minutes=1)
+    assert not too_far.ok and too_far.error_kind == "empty"

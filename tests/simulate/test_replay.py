@@ -43,22 +43,34 @@ def test_simulated_scaler_is_a_scaler_and_standalone() -> None:
     delay=st.sampled_from([0.0, 30.0, 90.0, 150.0]),
     sample=st.sampled_from([15.0, 60.0]),
     reads=st.lists(st.integers(0, 80), min_size=1, max_size=20),
+    offset=st.sampled_from([0, 60, 600]),
+    window=st.sampled_from([0, 120]),
 )
-def test_reader_never_returns_future_samples(delay: float, sample: float, reads: list[int]) -> None:
+def test_reader_never_returns_future_samples(
+    delay: float, sample: float, reads: list[int], offset: int, window: int
+) -> None:
+    """Every sample was visible (taken `delay` before the read, and with `offsetSeconds` that
+    much before again), and an offset sample is the one taken then, moved forward by it."""
     model = DeploymentModel(1.0, 0, 2)
     reader = ModelReader(model, {"m": "load"}, delay_seconds=delay, sample_seconds=sample)
-    metric = parse_policy(policy_doc()).spec.metrics[0].model_copy(update={"name": "m"})
+    metric = (
+        parse_policy(policy_doc())
+        .spec.metrics[0]
+        .model_copy(update={"name": "m", "offset_seconds": offset, "window_seconds": window})
+    )
     req = MetricRequest("default/x", "default", metric)
     t0 = 1_000_000.0
     k = 0
     for target in sorted(reads):
         while k <= target:
-            reader.sample(t0 + k * 15.0, float(k))
+            reader.sample(t0 + k * 15.0, float(k))  # the load is the step number
             k += 1
         now = datetime.fromtimestamp(t0 + target * 15.0, UTC)
         (obs,) = reader.read([req], now)
         for s in obs.samples:
-            assert s.at.timestamp() + delay <= now.timestamp()
+            taken = s.at.timestamp() - offset
+            assert taken + delay + offset <= now.timestamp()
+            assert s.value == (taken - t0) / 15.0
 
 
 @settings(max_examples=60, deadline=None)
