@@ -61,11 +61,13 @@ class Param:
     log: bool = False
 
 
-def _target_param(name: str, target: MetricTarget) -> Param:
+def _target_param(name: str, target: MetricTarget, offset: int = 0) -> Param:
     if target.type is TargetType.UTILIZATION:
         return Param(name, 30, 95)
     amount = target.amount
-    return Param(name, amount * 0.4, amount * 2.5, integer=False, log=True)
+    # a forecast (a metric read `offsetSeconds` back) may be worth little on a trace whose day
+    # does not repeat: up to 10x its target, the search can all but turn it off
+    return Param(name, amount * 0.4, amount * (10.0 if offset else 2.5), integer=False, log=True)
 
 
 def search_space(
@@ -76,14 +78,16 @@ def search_space(
     space: list[Param] = []
     metric = policy.spec.metrics[0]
     if metric.target is not None:
-        space.append(_target_param("target", metric.target))
+        space.append(_target_param("target", metric.target, metric.offset_seconds))
     elif metric.step_scaling is not None:
         space.append(Param("stepScale", 0.5, 2.0, integer=False, log=True))
     # every further metric's own target (a queue policy reading arrivals and backlog: the
     # replica count is the largest proposal, so either target can set the cost)
     for other in policy.spec.metrics[1:]:
         if other.target is not None:
-            space.append(_target_param(f"target.{other.name}", other.target))
+            space.append(
+                _target_param(f"target.{other.name}", other.target, other.offset_seconds)
+            )
     space += [
         # metric smoothing: 0 reads the newest sample; > 0 reduces that span with Max (noise
         # is absorbed without under-reading a rise: Max over a window never lags a peak)

@@ -234,3 +234,20 @@ def test_a_unit_decided_by_the_held_back_part_is_noted(
     )
     result = tune(sc, trials=1, jobs=1)
     assert any("utilizationUnit: auto" in n for n in result.notes) is noted
+
+
+def test_a_forecast_target_may_be_searched_until_it_all_but_drops_out() -> None:
+    """A metric read `offsetSeconds` back is a forecast that may not pay on a trace whose day
+    does not repeat: its target's range reaches 10x (an ordinary metric's: 2.5x)."""
+    from gemini.policy.spec import parse_policy
+
+    load = {
+        "name": "load",
+        "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "load"}},
+        "target": {"type": "AverageValue", "averageValue": 2},
+    }
+    doc = policy_doc()
+    doc["spec"]["metrics"] += [load, {**load, "name": "forecast", "offsetSeconds": 84600}]
+    space = {p.name: p for p in search_space(parse_policy(doc))}
+    assert (space["target.load"].low, space["target.load"].high) == pytest.approx((0.8, 5.0))
+    assert (space["target.forecast"].low, space["target.forecast"].high) == pytest.approx((0.8, 20))
