@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -766,7 +766,13 @@ class QuerySource:
         queries: list[SeriesQuery | str] = []
         for req in requests:
             try:
-                queries.append(self.query(req))
+                q = self.query(req)
+                # the interval covers the metric's window (and one alignment period before
+                # it), so the engine's reduction sees the whole span, as in the simulator
+                wanted = req.metric.window_seconds + q.alignment_period_seconds
+                if req.metric.window_seconds and q.lookback_seconds < wanted:
+                    q = replace(q, lookback_seconds=wanted)
+                queries.append(q)
             except (ValueError, TypeError) as exc:
                 queries.append(f"{type(self).__name__} cannot read this metric: {exc}")
         good = [q for q in queries if isinstance(q, SeriesQuery)]

@@ -1,7 +1,10 @@
 """`source.prometheus`: a PromQL instant query over the Prometheus HTTP API (httpx).
 
 `GET {serverAddress}/api/v1/query?query=...&time=<now>`; the result must be a scalar or a
-one-element vector. Authentication: `auth.bearerTokenFile` (re-read on every request, so rotated
+one-element vector. A metric with `windowSeconds` is read over that span instead
+(`/api/v1/query_range` from now - window to now, one point per `range_step(window)`), so the
+engine's window reduction (`Max` over 15 minutes, say) sees the whole span, as it does in the
+simulator; the range must hold one series. Authentication: `auth.bearerTokenFile` (re-read on every request, so rotated
 tokens work) or `auth.google: true` (Application Default Credentials, for Cloud Monitoring's
 PromQL endpoint `https://monitoring.googleapis.com/v1/projects/P/location/global/prometheus`,
 which needs `roles/monitoring.viewer`). Identical queries in one cycle are sent once. Every
@@ -36,7 +39,7 @@ class PrometheusSource:
         self._google_lock = threading.Lock()
 
     def fetch(self, requests: Sequence[MetricRequest], now: datetime) -> list[Observation]:
-        done: dict[tuple[str, str, str | None, bool], Observation] = {}
+        done: dict[tuple[str, str, str | None, bool, int], Observation] = {}
         out: list[Observation] = []
         for req in requests:
             name = req.metric.name
@@ -45,15 +48,20 @@ class PrometheusSource:
                 out.append(Observation.failed(name, "invalid", "not a prometheus metric"))
                 continue
             auth = cfg.auth
+            window = req.metric.window_seconds
             key = (
                 cfg.server_address,
                 cfg.query,
                 auth.bearer_token_file if auth else None,
                 bool(auth and auth.google),
+                window,
             )
             if key not in done:
                 try:
-                    done[key] = Observation(metric=name, samples=(self._query(cfg, now),))
+                    samples = (
+                        self._range(cfg, now, window) if window > 0 else (self._query(cfg, now),)
+                    )
+                    done[key] = Observation(metric=name, samples=samples)
                 except MetricError as err:
                     done[key] = Observation.failed(name, err.kind, str(err))
             obs = done[key]
@@ -109,7 +117,25 @@ class PrometheusSource:
 
     def _query(self, cfg: PrometheusConfig, now: datetime) -> Sample:
         url = cfg.server_address.rstrip("/") + "/api/v1/query"
-        params = {"query": cfg.query, "time": f"{now.timestamp():.3f}"}
+        body = self._get(cfg, url, {"query": cfg.query, "time": f"{now.timestamp():.3f}"})
+        return _sample(cfg.query, body.get("data"), now)
+
+    def _range(self, cfg: PrometheusConfig, now: datetime, window: int) -> tuple[Sample, ...]:
+        url = cfg.server_address.rstrip("/") + "/api/v1/query_range"
+        end = now.timestamp()
+        step = range_step(window)
+        # start on the step grid that ends at `end`: the newest point is now, as an instant
+        # query's would be (not up to a step old, which `maxAgeSeconds` could call stale)
+        start = end - step * (window // step)
+        params = {
+            "query": cfg.query,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": str(step),
+        }
+        return _range_samples(cfg.query, self._get(cfg, url, params).get("data"), now)
+
+    def _get(self, cfg: PrometheusConfig, url: str, params: dict[str, str]) -> dict[str, Any]:
         try:
             resp = self._client.get(
                 url, params=params, headers=self._headers(cfg), timeout=cfg.timeout_seconds
@@ -123,7 +149,13 @@ class PrometheusSource:
         body = _json(resp)
         if resp.status_code != 200 or body.get("status") != "success":
             raise _http_error(url, resp.status_code, body)
-        return _sample(cfg.query, body.get("data"), now)
+        return body
+
+
+def range_step(window: int) -> int:
+    """Seconds between the points of a window's range query: 15 (HPA's sync period), coarser
+    for windows over an hour (at most 240 points: a day's window is read every 6 minutes)."""
+    return max(15, math.ceil(window / 240))
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:
@@ -154,6 +186,39 @@ def _http_error(url: str, status: int, body: dict[str, Any]) -> MetricError:
     if body.get("errorType") == "timeout":
         return MetricError("deadline", where)
     return MetricError("error", where)
+
+
+def _range_samples(query: str, data: Any, now: datetime) -> tuple[Sample, ...]:
+    """The one series of a range query's matrix as samples, oldest first, none after `now`."""
+    if not isinstance(data, dict) or data.get("resultType") != "matrix":
+        kind = data.get("resultType") if isinstance(data, dict) else None
+        raise MetricError("invalid", f"range query {query!r} returned a {kind}; need a matrix")
+    result = data.get("result")
+    if not isinstance(result, list) or not result:
+        raise MetricError("empty", f"query {query!r} returned no series over the window")
+    if len(result) > 1:
+        raise MetricError(
+            "invalid",
+            f"query {query!r} returned {len(result)} series; aggregate it to one (e.g. sum(...))",
+        )
+    series = result[0]
+    values = series.get("values") if isinstance(series, dict) else None
+    if not isinstance(values, list) or not values:
+        raise MetricError("empty", f"query {query!r} returned no point over the window")
+    out: list[Sample] = []
+    for pair in values:
+        try:
+            ts, raw = float(pair[0]), float(pair[1])
+            when = datetime.fromtimestamp(ts, UTC)
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, OSError):
+            raise MetricError("invalid", f"malformed sample {pair!r} for {query!r}") from None
+        if not math.isfinite(raw):
+            raise MetricError("invalid", f"query {query!r} returned {raw}")
+        if when <= now:
+            out.append(Sample(when, raw))
+    if not out:
+        raise MetricError("empty", f"query {query!r} returned no point at or before {now}")
+    return tuple(out)
 
 
 def _sample(query: str, data: Any, now: datetime) -> Sample:

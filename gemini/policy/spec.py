@@ -739,9 +739,9 @@ class Metric(Model):
             "Read the metric as it was this long ago (windowSeconds then spans the time before "
             "that): a seasonal forecast. 86400 - H with windowSeconds H and windowFunction Max "
             "proposes now what yesterday's load needed over the next H seconds, so a daily ramp "
-            "is met ahead of time. Needs an AverageValue target and a source that keeps history "
-            "(not kubernetes); use fallback Ignore so the first day, with no history, does not "
-            "hold scale-down."
+            "is met ahead of time. Needs an AverageValue target on a total (not the kubernetes "
+            "or bigtable source); use fallback Ignore so the first day, with no history, does "
+            "not hold scale-down."
         ),
     )
     activation_value: float = Field(
@@ -767,6 +767,11 @@ class Metric(Model):
             if self.source.kind == "kubernetes":
                 raise ValueError(
                     "@offsetSeconds: the kubernetes source reads only the current replica count"
+                )
+            if self.source.kind == "bigtable":
+                raise ValueError(
+                    "@offsetSeconds: the bigtable source reads fractions of the nodes there were "
+                    "then; read a total (e.g. a request rate) for a forecast"
                 )
         return self
 

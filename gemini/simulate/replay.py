@@ -200,8 +200,9 @@ class ModelReader:
             times = self._times[stored]
             offset = metric.offset_seconds
             if offset:
-                # read as of `offset` ago (RoutingReader's rule), samples moved forward by it
-                vis = bisect.bisect_right(times, horizon - offset)
+                # read as of `offset` ago (RoutingReader's rule), samples moved forward by it; a
+                # sample that old has long been visible, so the delay counts only if longer
+                vis = bisect.bisect_right(times, nowt - max(offset, self.delay))
             else:
                 vis = self._visible[stored]
                 while vis < len(times) and times[vis] <= horizon:

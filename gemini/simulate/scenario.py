@@ -484,6 +484,17 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
                             f"does not produce; it produces: {', '.join(produced)}",
                         )
                     )
+                elif m.offset_seconds and what in ("utilization", "cpu", "storage"):
+                    # yesterday's fraction over today's fleet means nothing (spec.py refuses
+                    # the targets that would read one; the mapping can still pick one)
+                    where = f"observe.{m.name}" if m.name in spec.observe else "source"
+                    problems.append(
+                        (
+                            f"{pol.metadata.name}: spec.metrics[{j}]",
+                            f"reads {what!r} ({where}) with offsetSeconds; a metric read from "
+                            "another time must be a total (load, backlog), not a fraction",
+                        )
+                    )
             except SpecError as exc:
                 problems.extend(
                     (f"{pol.metadata.name}: spec.metrics[{j}]: {q}", msg) for q, msg in exc.problems

@@ -85,13 +85,13 @@ def search_space(
     # replica count is the largest proposal, so either target can set the cost)
     for other in policy.spec.metrics[1:]:
         if other.target is not None:
-            space.append(
-                _target_param(f"target.{other.name}", other.target, other.offset_seconds)
-            )
+            space.append(_target_param(f"target.{other.name}", other.target, other.offset_seconds))
+    # metric smoothing: 0 reads the newest sample; > 0 reduces that span with Max (noise is
+    # absorbed without under-reading a rise: Max over a window never lags a peak). Not for a
+    # forecast first: its window is its horizon, paired with its offset.
+    if not metric.offset_seconds:
+        space.append(Param("metricWindow", 0, 900))
     space += [
-        # metric smoothing: 0 reads the newest sample; > 0 reduces that span with Max (noise
-        # is absorbed without under-reading a rise: Max over a window never lags a peak)
-        Param("metricWindow", 0, 900),
         Param("scaleUpTolerance", 0.0, 0.3, integer=False),
         Param("scaleDownTolerance", 0.0, 0.5, integer=False),
         Param("scaleUpWindow", 0, 300),

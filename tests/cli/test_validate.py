@@ -302,6 +302,14 @@ BAD = [
         ],
     ),
     (
+        "offset-on-the-bigtable-source",
+        dump(put(_m("offsetSeconds"), 3600, put(_m("source"), BIGTABLE_CPU))),
+        [
+            "worker: spec.metrics[0].offsetSeconds: the bigtable source reads fractions of the "
+            "nodes there were then; read a total (e.g. a request rate) for a forecast"
+        ],
+    ),
+    (
         "offset-over-a-week",
         dump(put(_m("offsetSeconds"), 8 * 86400)),
         [

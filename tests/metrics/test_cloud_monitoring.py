@@ -13,6 +13,7 @@ from google.api import metric_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gemini.metrics import MetricRequest
 from gemini.metrics import bigtable as bt
 from gemini.metrics.cloud_monitoring import (
     CloudMonitoringSource,
@@ -21,7 +22,7 @@ from gemini.metrics.cloud_monitoring import (
 )
 from gemini.metrics.pubsub import PubsubSource
 from tests.fakes.monitoring import FakeMetricService, MonitoringServer, parse_filter
-from tests.metrics.conftest import NOW, bigtable, pubsub, request
+from tests.metrics.conftest import NOW, bigtable, metric, pubsub, request
 
 BACKLOG = "pubsub.googleapis.com/subscription/num_undelivered_messages"
 AGE = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"
@@ -565,3 +566,21 @@ def test_point_times_from_raw_protobuf(
     at = _point_time(point)
     assert at.tzinfo is not None and at.timestamp() == want
     assert _point_value(point) == 7.0
+
+
+def test_a_metric_window_longer_than_the_lookback_widens_the_interval(
+    monitoring: FakeMetricService, monitoring_server: MonitoringServer
+) -> None:
+    """`windowSeconds: 900` with `Max`: the engine reduces the samples one read returns, so the
+    interval must reach back the whole window (it was the 300 s lookback: a 15-minute peak was
+    invisible to the controller while the simulator, with the whole series, saw it)."""
+    seed_sub(monitoring, "proj", "orders", *[float(v) for v in range(20)])  # 20 minutes
+    src = PubsubSource(reader=reader(monitoring_server))
+    m = metric("backlog", pubsub("proj", "orders"), windowSeconds=900, windowFunction="Max")
+    [obs] = src.fetch([MetricRequest("default/p", "default", m)], NOW)
+    assert obs.ok, obs.error
+    [req] = monitoring.requests
+    assert req.interval.start_time.ToSeconds() == int(NOW.timestamp()) - 960
+    # every point of the window (and the alignment period before it) came back
+    assert [s.value for s in obs.samples] == [float(v) for v in range(4, 20)]
+    src.close()

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from gemini.metrics import MetricRequest
 from gemini.metrics.prometheus import PrometheusSource
 from tests.fakes.prometheus_server import QueryStub, free_port
-from tests.metrics.conftest import request
+from tests.metrics.conftest import metric, request
 
 pytestmark = pytest.mark.prometheus
 
@@ -188,3 +189,68 @@ def test_google_auth_without_credentials_is_a_permission_failure(
     assert "roles/monitoring.viewer" in (obs.error or "")
     assert stub.requests == []  # nothing sent without a token
     src.close()
+
+
+def test_a_metric_window_is_read_as_a_range_from_real_prometheus(
+    prometheus: tuple[str, Any],
+) -> None:
+    """`windowSeconds` > 0: a range query over the window, one point per 15 s grid step ending
+    now, so the engine's reduction (Max over the window) sees the span, as in the simulator.
+    An instant query returned one point: a window had no effect on a Prometheus metric."""
+    import time
+
+    url, _ = prometheus
+    m = metric("m", prom(url, "sum(gemini_test_backlog)"), windowSeconds=45, windowFunction="Max")
+    src = PrometheusSource()
+    # the session's server may have started a moment ago: wait until a window's worth of
+    # scrapes holds more than one grid point (a second or 15 s at most)
+    deadline = time.monotonic() + 40
+    while True:
+        now = datetime.now(UTC)
+        [obs] = src.fetch([MetricRequest("default/p", "default", m)], now)
+        if (obs.ok and len(obs.samples) > 1) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    src.close()
+    assert obs.ok, obs.error
+    times = [s.at.timestamp() for s in obs.samples]
+    # on the 15 s grid that ends now (the newest point is as fresh as an instant query's)
+    assert times[-1] == pytest.approx(now.timestamp(), abs=0.001)
+    assert len(times) > 1
+    assert all(
+        now.timestamp() - t == pytest.approx(15 * round((now.timestamp() - t) / 15), abs=0.001)
+        for t in times
+    )
+    assert {s.value for s in obs.samples} == {1234.0}
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        pytest.param({"resultType": "matrix", "result": []}, "empty", id="no-series"),
+        pytest.param(
+            {"resultType": "matrix", "result": [{"values": [[1, "1"]]}, {"values": [[1, "2"]]}]},
+            "invalid",
+            id="two-series",
+        ),
+        pytest.param({"resultType": "vector", "result": []}, "invalid", id="not-a-matrix"),
+        pytest.param(
+            {"resultType": "matrix", "result": [{"values": [[1, "NaN"]]}]}, "invalid", id="nan"
+        ),
+        pytest.param(
+            {"resultType": "matrix", "result": [{"values": [["x", "1"]]}]}, "invalid", id="bad-time"
+        ),
+    ],
+)
+def test_range_answers_are_checked(stub: QueryStub, body: dict[str, Any], kind: str) -> None:
+
+    stub.answers["q"] = (200, {"status": "success", "data": body}, 0.0)  # type: ignore[attr-defined]
+    m = metric("m", prom(stub.url, "q"), windowSeconds=600)
+    src = PrometheusSource()
+    now = datetime.now(UTC)
+    [obs] = src.fetch([MetricRequest("default/p", "default", m)], now)
+    src.close()
+    assert obs.error_kind == kind, obs
+    path, params = stub.requests[-1][0], stub.requests[-1][1]
+    assert path.endswith("/api/v1/query_range") and params["step"] == ["15"]
+    assert float(params["end"][0]) - float(params["start"][0]) == pytest.approx(600)

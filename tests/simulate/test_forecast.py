@@ -21,7 +21,12 @@ def two_days() -> list[float]:
 def forecast(offset: int = 86400 - LEAD) -> dict[str, Any]:
     return {
         "name": "forecast",
-        "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "load offset 1d"}},
+        "source": {
+            "prometheus": {
+                "serverAddress": "http://p:9090",
+                "query": "sum(rate(requests_total[5m]))",
+            }
+        },
         "target": {"type": "AverageValue", "averageValue": 0.8},
         "offsetSeconds": offset,
         "windowSeconds": LEAD,

@@ -67,10 +67,17 @@ def test_reader_never_returns_future_samples(
             k += 1
         now = datetime.fromtimestamp(t0 + target * 15.0, UTC)
         (obs,) = reader.read([req], now)
+        # a sample was taken `delay` before it can be read; one read `offset` back, at most then
+        newest = now.timestamp() - max(delay, offset)
         for s in obs.samples:
             taken = s.at.timestamp() - offset
-            assert taken + delay + offset <= now.timestamp()
+            assert taken <= newest
             assert s.value == (taken - t0) / 15.0
+        # and nothing visible is held back: the newest sample taken by then is returned
+        due = [t for t in reader._times["load"] if t <= newest]
+        assert obs.ok == bool(due)
+        if due:
+            assert obs.samples[-1].at.timestamp() - offset == due[-1]
 
 
 @settings(max_examples=60, deadline=None)

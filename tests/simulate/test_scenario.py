@@ -84,6 +84,26 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         {"observe": {"utilisation": "load"}},
         "observe.utilisation: no policy has a metric named 'utilisation' (metrics: utilization)",
     ),
+    (
+        "forecast-of-a-fraction",
+        {
+            "policies": [
+                policy_doc(
+                    metrics=[
+                        {
+                            "name": "ahead",
+                            "source": {"prometheus": {"serverAddress": "http://p", "query": "q"}},
+                            "target": {"type": "AverageValue", "averageValue": 0.5},
+                            "offsetSeconds": 84600,
+                        }
+                    ]
+                )
+            ],
+            "observe": {"ahead": "utilization"},
+        },
+        "web: spec.metrics[0]: reads 'utilization' (observe.ahead) with offsetSeconds; a metric "
+        "read from another time must be a total",
+    ),
 ]
 
 

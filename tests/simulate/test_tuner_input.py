@@ -251,3 +251,7 @@ def test_a_forecast_target_may_be_searched_until_it_all_but_drops_out() -> None:
     space = {p.name: p for p in search_space(parse_policy(doc))}
     assert (space["target.load"].low, space["target.load"].high) == pytest.approx((0.8, 5.0))
     assert (space["target.forecast"].low, space["target.forecast"].high) == pytest.approx((0.8, 20))
+    # a forecast listed first keeps its window (its horizon): no metricWindow to search
+    doc["spec"]["metrics"] = doc["spec"]["metrics"][2:] + doc["spec"]["metrics"][:2]
+    first = {p.name for p in search_space(parse_policy(doc))}
+    assert "metricWindow" not in first and "metricWindow" in space
