@@ -319,7 +319,13 @@ class CloudMonitoringSource(Model):
         60, ge=60, le=86400, description="Alignment period (Cloud Monitoring minimum 60)."
     )
     lookback_seconds: int = Field(
-        300, ge=60, le=86400, description="How far back each read looks for points."
+        300,
+        ge=60,
+        le=86400,
+        description=(
+            "How far back each read looks for points (at least the metric's windowSeconds plus "
+            "one alignment period)."
+        ),
     )
     group_by: list[str] = Field(
         default_factory=list, description="Fields to group by before reducing (rarely needed)."
