@@ -205,17 +205,7 @@ def _range_samples(query: str, data: Any, now: datetime) -> tuple[Sample, ...]:
     values = series.get("values") if isinstance(series, dict) else None
     if not isinstance(values, list) or not values:
         raise MetricError("empty", f"query {query!r} returned no point over the window")
-    out: list[Sample] = []
-    for pair in values:
-        try:
-            ts, raw = float(pair[0]), float(pair[1])
-            when = datetime.fromtimestamp(ts, UTC)
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError, OSError):
-            raise MetricError("invalid", f"malformed sample {pair!r} for {query!r}") from None
-        if not math.isfinite(raw):
-            raise MetricError("invalid", f"query {query!r} returned {raw}")
-        if when <= now:
-            out.append(Sample(when, raw))
+    out = [s for s in (_point(query, pair) for pair in values) if s.at <= now]
     if not out:
         raise MetricError("empty", f"query {query!r} returned no point at or before {now}")
     return tuple(out)
@@ -244,6 +234,12 @@ def _sample(query: str, data: Any, now: datetime) -> Sample:
         pair = result[0].get("value") if isinstance(result[0], dict) else None
     else:
         raise MetricError("invalid", f"query {query!r} returned a {kind}; need scalar or vector")
+    point = _point(query, pair)
+    return Sample(min(point.at, now), point.value)
+
+
+def _point(query: str, pair: Any) -> Sample:
+    """One `[timestamp, "value"]` pair of an answer; a malformed or non-finite one is invalid."""
     try:
         ts, raw = float(pair[0]), float(pair[1])
         when = datetime.fromtimestamp(ts, UTC)
@@ -251,5 +247,4 @@ def _sample(query: str, data: Any, now: datetime) -> Sample:
         raise MetricError("invalid", f"malformed sample {pair!r} for {query!r}") from None
     if not math.isfinite(raw):
         raise MetricError("invalid", f"query {query!r} returned {raw}")
-    at = min(when, now)
-    return Sample(at, raw)
+    return Sample(when, raw)
