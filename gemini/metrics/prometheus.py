@@ -4,10 +4,11 @@
 one-element vector. A metric with `windowSeconds` is read over that span instead
 (`/api/v1/query_range` from now - window to now, one point per `range_step(window)`), so the
 engine's window reduction (`Max` over 15 minutes, say) sees the whole span, as it does in the
-simulator; the range must hold one series. Authentication: `auth.bearerTokenFile` (re-read on every request, so rotated
-tokens work) or `auth.google: true` (Application Default Credentials, for Cloud Monitoring's
-PromQL endpoint `https://monitoring.googleapis.com/v1/projects/P/location/global/prometheus`,
-which needs `roles/monitoring.viewer`). Identical queries in one cycle are sent once. Every
+simulator; the range must hold one series. Authentication: `auth.bearerTokenFile` (re-read
+on every request, so rotated tokens work) or `auth.google: true` (Application Default
+Credentials, for Cloud Monitoring's PromQL endpoint
+`https://monitoring.googleapis.com/v1/projects/P/location/global/prometheus`, which needs
+`roles/monitoring.viewer`). Identical queries in one cycle are sent once. Every
 failure becomes an Observation with a stable kind. Must not import `gemini.scalers`.
 """
 

@@ -252,7 +252,8 @@ def _inside(p: Param, value: float) -> float:
 def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str, float]]:
     """First trials (anchors): HPA's defaults (the hpa-default baseline, when the policy
     tracks utilization) with the policy's own targets for value metrics and further metrics
-    (and its own steps, `stepScale` 1, for step scaling), inside the declared ranges; then two variants of it (smoothed; following the load without
+    (and its own steps, `stepScale` 1, for step scaling), inside the declared ranges; then two
+    variants of it (smoothed; following the load without
     stabilisation or tolerance), and with `floorFactor` in the space the last on the learned
     floor at 1x. With a fitted target, the tuner drops `target` from them and
     starts its line search there."""
