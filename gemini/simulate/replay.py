@@ -150,13 +150,13 @@ class ModelReader:
         self._samples: dict[str, list[Sample]] = {n: [] for n in names}
         self._visible: dict[str, int] = dict.fromkeys(names, 0)
         self._cache: dict[tuple[str, int, int, int], Observation] = {}
-        self._offset: dict[tuple[str, int], list[Sample]] = {}
+        self._moved_samples: dict[tuple[str, int], list[Sample]] = {}
         self._next_sample: float | None = None
 
     def _moved(self, stored: str, offset: int, upto: int) -> list[Sample]:
         """The samples of `stored` moved forward by `offset`, at least the first `upto` of them
         (built once each: a window slides over them every read)."""
-        moved = self._offset.setdefault((stored, offset), [])
+        moved = self._moved_samples.setdefault((stored, offset), [])
         if len(moved) < upto:
             by = timedelta(seconds=offset)
             moved += [Sample(s.at + by, s.value) for s in self._samples[stored][len(moved) : upto]]

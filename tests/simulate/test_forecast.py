@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gemini.simulate.runner import grid_of, run_policy
+from gemini.simulate.runner import grid_of, run_policy, slo_of
 from gemini.simulate.scenario import load_scenario
+from gemini.simulate.scoring import violations
 from tests.simulate.helpers import policy_doc, write_scenario
 
 LEAD = 1800  # the forecast looks this far ahead of now, yesterday
@@ -48,17 +49,16 @@ def scenario(tmp: Path, *metrics: dict[str, Any]) -> Path:
     )
 
 
-def replay(path: Path) -> tuple[list[int], list[int]]:
-    """Replicas at 09:45 on each day, and the minutes each day when load exceeded what the
-    ready replicas serve at the SLO's 90 %."""
+def replay_two_days(path: Path) -> tuple[list[int], list[int]]:
+    """Replicas at 09:45 on each day, and each day's SLO-violation minutes."""
     sc = load_scenario(path)
     grid = grid_of(sc)
     run = run_policy(sc, sc.policies[0], grid)
     per_minute = round(60 / grid.step)
     at = [run.count[(day * 1440 + 9 * 60 + 45) * per_minute] for day in (0, 1)]
     late = [0, 0]
-    for k, load in enumerate(grid.demand):
-        if load > run.ready_capacity[k] * 0.9:
+    for k, violated in enumerate(violations(run, slo_of(sc))):
+        if violated:
             late[int((grid.time(k) - grid.t0) // 86400)] += 1
     return at, [n // per_minute for n in late]
 
@@ -66,8 +66,8 @@ def replay(path: Path) -> tuple[list[int], list[int]]:
 def test_the_forecast_provisions_ahead_of_yesterdays_ramp(tmp_path: Path) -> None:
     (tmp_path / "with").mkdir()
     (tmp_path / "without").mkdir()
-    ahead, ahead_late = replay(scenario(tmp_path / "with", forecast()))
-    plain, plain_late = replay(scenario(tmp_path / "without"))
+    ahead, ahead_late = replay_two_days(scenario(tmp_path / "with", forecast()))
+    plain, plain_late = replay_two_days(scenario(tmp_path / "without"))
     # day 1: no history; the forecast reads nothing and (fallback Ignore) holds nothing back
     assert ahead[0] == plain[0] <= 2 and ahead_late[0] == plain_late[0] >= 10
     # day 2 at 09:45: yesterday's 10:00-10:15 asks for 10 / 0.8 = 12.5 replicas (2 -> 6 -> 12
