@@ -87,3 +87,16 @@ class ScaledClock:
 
     def now(self) -> datetime:
         return self._start + (self._base.now() - self._wall0) * self.speed
+
+
+def span(seconds: float) -> str:
+    """A duration as people say it: `45 s`, `20 min`, `23 h`, `23 h 30 min`, `7 d`."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
+    if s < 86400 or s % 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h} h" + (f" {m} min" if m else "")
+    return f"{s // 86400} d"

@@ -375,6 +375,7 @@ def evaluate_json(decision: Decision) -> dict[str, Any]:
             "status": m.status.value,
             "reason": m.reason,
             "error": m.error,
+            "offsetSeconds": m.offset_seconds,
         }
         for m in decision.metrics
     ]

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gemini.clock import iso, parse_iso, utc
+from gemini.clock import iso, parse_iso, span, utc
 from gemini.policy.decision import Decision
 from gemini.store import DecisionStore, StoreError
 
@@ -197,6 +197,7 @@ def create_app(
     )
     env.filters["href"] = policy_href
     env.filters["iso"] = lambda d: iso(d) if d else ""
+    env.filters["span"] = span
     templates = Jinja2Templates(env=env)
 
     def recording_gaps() -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gemini.clock import SystemClock, iso
+from gemini.clock import SystemClock, iso, span
 from gemini.errors import SpecError
 from gemini.metrics import MetricRequest, RoutingReader
 from gemini.policy.spec import Aligner, Metric, Reducer, ScalingPolicy
@@ -72,6 +72,9 @@ def row(request: MetricRequest, obs: Observation, now: datetime) -> dict[str, An
         "status": status_of(request.metric, obs, now),
         "errorKind": obs.error_kind,
         "error": obs.error,
+        # a metric read from the past (`offsetSeconds`): its sample time and age are the moved
+        # ones, the value is from that much earlier
+        "offsetSeconds": request.metric.offset_seconds,
     }
 
 
@@ -102,7 +105,7 @@ def metrics_command(policy: Path, as_json: bool) -> int:
     table = [header] + [
         (
             r["policy"],
-            r["name"],
+            r["name"] + (f" ({span(r['offsetSeconds'])} back)" if r["offsetSeconds"] else ""),
             r["source"],
             _fmt(r["value"]),
             r["sampleTime"] or "-",

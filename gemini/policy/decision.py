@@ -93,6 +93,9 @@ class MetricResult:
     reason: str | None = None
     error: str | None = None
     active: bool | None = None
+    # `offsetSeconds` of a metric read from the past (a forecast): its sample time and age are
+    # the moved ones, so the record says how far back the value really is
+    offset_seconds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +110,7 @@ class MetricResult:
             "reason": self.reason,
             "error": self.error,
             "active": self.active,
+            "offsetSeconds": self.offset_seconds,
         }
 
     @staticmethod
@@ -123,6 +127,7 @@ class MetricResult:
             reason=d.get("reason"),
             error=d.get("error"),
             active=d.get("active"),
+            offset_seconds=int(d.get("offsetSeconds") or 0),
         )
 
 

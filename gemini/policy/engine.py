@@ -122,6 +122,7 @@ def _evaluate_metric(
             proposed=proposed,
             reason=reason,
             error=error,
+            offset_seconds=metric.offset_seconds,
         )
         return result, True
     assert value is not None
@@ -144,6 +145,7 @@ def _evaluate_metric(
             proposed=proposed_n,
             reason=reason_s,
             active=value > metric.activation_value,
+            offset_seconds=metric.offset_seconds,
         ),
         False,
     )

@@ -450,6 +450,7 @@ def test_metric_fields_in_json(tmp_path: Path) -> None:
         "targetType": "Value",
         "proposedReplicas": 6,
         "status": "ok",
+        "offsetSeconds": 0,
     }
     assert b == {**b, "name": "b", "value": None, "proposedReplicas": None, "status": "missing"}
 

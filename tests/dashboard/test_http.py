@@ -131,6 +131,17 @@ def test_policy_page_has_chart_data_table_and_twin(url: str) -> None:
     assert "(30 s old)" in page  # sample ages
 
 
+def test_a_forecast_input_says_how_far_back_it_was_read(live: Live) -> None:
+    """A metric read with `offsetSeconds` looks 30 s old (its time is the moved one); the row
+    says the value is from 23 h back, and a present-time metric says nothing of the kind."""
+    store = MemoryStore()
+    store.write_many([decision("shop/web", 0.0, offset=82800), decision("shop/api", 0.0)])
+    url = live(create_app(store))
+    web = httpx.get(f"{url}/policies/shop/web").text
+    assert "(30 s old)" in web and "(read 23 h back)" in web
+    assert "back)" not in httpx.get(f"{url}/policies/shop/api").text
+
+
 def test_policy_page_time_range_filter(url: str) -> None:
     page = httpx.get(
         f"{url}/policies/shop/web",

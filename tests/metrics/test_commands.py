@@ -85,6 +85,58 @@ def test_metrics_text_and_stale_status(
     assert "missing (empty)" in cpu
 
 
+FORECAST = """\
+apiVersion: autoscaling.gemini.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: worker, namespace: jobs}
+spec:
+  target: {kubernetes: {name: worker}}
+  maxReplicas: 50
+  metrics:
+    - name: backlog
+      source: {pubsub: {subscription: projects/acme/subscriptions/orders}}
+      target: {type: AverageValue, averageValue: 100}
+    - name: yesterday
+      source: {pubsub: {subscription: projects/acme/subscriptions/orders}}
+      target: {type: AverageValue, averageValue: 100}
+      offsetSeconds: 82800
+      fallback: {policy: Ignore}
+"""
+
+
+def test_metrics_marks_a_metric_read_from_the_past(
+    monitoring: FakeMetricService,
+    monitoring_server: MonitoringServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A forecast (`offsetSeconds`) shows the value of 23 h ago at a moved, recent time: the
+    row says so, in JSON and in the table."""
+    monkeypatch.setenv("GEMINI_MONITORING_ENDPOINT", monitoring_server.endpoint)
+    now = datetime.now(UTC)
+    monitoring.add_series(
+        "acme",
+        BACKLOG,
+        "pubsub_subscription",
+        {"subscription_id": "orders"},
+        [(now - timedelta(seconds=82800 + 60), 777), (now - timedelta(seconds=60), 10)],
+        value_type=metric_pb2.MetricDescriptor.INT64,
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(FORECAST)
+    assert commands.metrics_command(policy, True) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["backlog"]["value"] == 10 and rows["backlog"]["offsetSeconds"] == 0
+    past = rows["yesterday"]
+    assert past["value"] == 777 and past["offsetSeconds"] == 82800
+    assert 50 <= past["ageSeconds"] <= 120  # the moved time: as fresh as the present's
+    assert commands.metrics_command(policy, False) == 0
+    table = capsys.readouterr().out
+    assert "yesterday (23 h back)" in table
+    assert "backlog (" not in table
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

@@ -1248,6 +1248,40 @@ def test_decision_round_trips_through_json() -> None:
     assert again == decision
 
 
+def test_a_forecast_metric_says_how_far_back_it_was_read() -> None:
+    """A metric with `offsetSeconds` arrives with its samples moved forward (the reader's job),
+    so its sample time and age look current; the record carries the offset, so a reader of the
+    decision (the dashboard, `gemini evaluate`) knows the value is from a day ago. Older records
+    without the key read back as 0."""
+    forecast = {
+        "name": "forecast",
+        "source": PROM,
+        "target": {"type": "AverageValue", "averageValue": 100},
+        "offsetSeconds": 82800,
+        "windowSeconds": 3600,
+        "windowFunction": "Max",
+        "fallback": {"policy": "Ignore"},
+    }
+    spec = make_spec([metric("now", 1000.0), forecast])
+    d, _ = decide(
+        spec, PolicyState(), observe({"now": 500.0, "forecast": 700.0}, T0), Capacity(current=4), T0
+    )
+    by_name = {m.name: m for m in d.metrics}
+    assert by_name["forecast"].offset_seconds == 82800
+    assert by_name["forecast"].proposed == 7
+    assert by_name["now"].offset_seconds == 0
+    record = d.to_dict()
+    assert [m["offsetSeconds"] for m in record["metrics"]] == [0, 82800]
+    assert Decision.from_dict(record) == d
+    for m in record["metrics"]:
+        del m["offsetSeconds"]
+    assert [m.offset_seconds for m in Decision.from_dict(record).metrics] == [0, 0]
+    # a forecast with nothing to read yet (its first day) still says what it is
+    d, _ = decide(spec, PolicyState(), observe({"now": 500.0}, T0), Capacity(current=4), T0)
+    missing = next(m for m in d.metrics if m.name == "forecast")
+    assert missing.status is MetricStatus.MISSING and missing.offset_seconds == 82800
+
+
 @pytest.mark.parametrize(
     ("cron", "tz", "start"),
     [

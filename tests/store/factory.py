@@ -21,6 +21,7 @@ def decision(
     status: MetricStatus = MetricStatus.OK,
     reasons: tuple[str, ...] = ("ScaleUp",),
     value: float = 150.0,
+    offset: int = 0,
 ) -> Decision:
     when = at if isinstance(at, datetime) else T0 + timedelta(seconds=at)
     return Decision(
@@ -44,6 +45,7 @@ def decision(
                 target_type="AverageValue",
                 proposed=desired,
                 reason=None if status is MetricStatus.OK else "MetricMissing",
+                offset_seconds=offset,
             ),
         ),
         steps=(Step("metrics", desired, "ScaleUp"), Step("bounds", desired, "DesiredWithinRange")),
