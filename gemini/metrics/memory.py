@@ -2,7 +2,8 @@
 
 Keys are a metric name, or "namespace/policy:metric" for one policy's metric; a request is
 answered from its policy-specific key first, then from the bare metric name. Keeps a bounded
-history per key and never returns samples after `now`. Must not import `gemini.scalers`.
+history per key (8 days by default: a forecast metric reads up to 7 days back, plus its window)
+and never returns samples after `now`. Must not import `gemini.scalers`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,29 @@ import bisect
 import math
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gemini.clock import utc
 from gemini.metrics import MetricRequest
 from gemini.series import Observation, Sample
 
 
-class MemorySource:
-    """`set(name, value, at)` / `fail(name, kind, message)`; `fetch` reads them back."""
+# a read returns at least this much history (as the recorded source does)
+MIN_LOOKBACK_SECONDS = 600
 
-    def __init__(self, history: int = 1000) -> None:
+
+class MemorySource:
+    """`set(name, value, at)` / `fail(name, kind, message)`; `fetch` reads them back.
+
+    Each key keeps the samples of the last `retention_seconds` before its newest one, and at
+    most `history` samples. A read returns the samples of the last `max(windowSeconds, 600)`
+    seconds before `now`, and the newest sample at or before `now` even when it is older (so an
+    old value is judged stale by the engine, not missing)."""
+
+    def __init__(self, retention_seconds: float = 8 * 86400, history: int = 100_000) -> None:
+        if retention_seconds <= 0:
+            raise ValueError(f"retention_seconds must be > 0, got {retention_seconds}")
+        self._retention = timedelta(seconds=retention_seconds)
         self._history = max(1, history)
         self._samples: dict[str, list[Sample]] = {}
         self._errors: dict[str, tuple[str, str]] = {}
@@ -38,13 +51,13 @@ class MemorySource:
         with self._lock:
             self._errors.pop(k, None)
             series = self._samples.setdefault(k, [])
-            times = [s.at for s in series]
-            i = bisect.bisect_left(times, sample.at)
+            i = bisect.bisect_left(series, sample.at, key=_at)
             if i < len(series) and series[i].at == sample.at:
                 series[i] = sample
             else:
                 series.insert(i, sample)
-            del series[: max(0, len(series) - self._history)]
+            oldest = bisect.bisect_left(series, series[-1].at - self._retention, key=_at)
+            del series[: max(oldest, len(series) - self._history)]
 
     def fail(self, metric: str, kind: str, message: str, *, policy: str | None = None) -> None:
         """Make reads of this key fail until the next `set`."""
@@ -72,8 +85,10 @@ class MemorySource:
                     out.append(Observation.failed(name, kind, message))
                     continue
                 series = self._samples[hit]
-                i = bisect.bisect_right([s.at for s in series], now)
-                visible = tuple(series[:i])
+                i = bisect.bisect_right(series, now, key=_at)
+                back = timedelta(seconds=max(req.metric.window_seconds, MIN_LOOKBACK_SECONDS))
+                first = min(bisect.bisect_right(series, now - back, key=_at), i - 1)
+                visible = tuple(series[max(first, 0) : i])
                 if not visible:
                     out.append(Observation.failed(name, "empty", f"no value at or before {now}"))
                 elif not all(math.isfinite(s.value) for s in visible):
@@ -84,3 +99,7 @@ class MemorySource:
 
     def close(self) -> None:
         return None
+
+
+def _at(sample: Sample) -> datetime:
+    return sample.at

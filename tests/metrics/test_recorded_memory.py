@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gemini.metrics import MetricRequest
 from gemini.metrics.memory import MemorySource
 from gemini.metrics.recorded import RecordedSource
+from gemini.policy.replicas import reduce
+from gemini.policy.spec import WindowFunction
 from gemini.series import Sample, write_trace
 from tests.conftest import trace_path
 from tests.metrics.conftest import NOW, request
@@ -154,3 +157,69 @@ def test_memory_source() -> None:
     mem.set("broken", 3.0, NOW)  # a new value clears the failure
     [fixed] = mem.fetch([reqs[2]], NOW)
     assert fixed.latest is not None and fixed.latest.value == 3.0
+
+
+def windowed(name: str, window: int, function: str = "Max") -> MetricRequest:
+    """A memory-backed request for a metric reduced over `window` seconds."""
+    base = request(name, {"recorded": {"file": "x"}})
+    metric = base.metric.model_copy(
+        update={"window_seconds": window, "window_function": WindowFunction(function)}
+    )
+    return MetricRequest(base.policy, base.namespace, metric)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gaps=st.lists(st.integers(1, 4000), min_size=1, max_size=60),
+    values=st.lists(st.floats(-1e6, 1e6), min_size=60, max_size=60),
+    window=st.sampled_from([0, 60, 300, 900, 3600]),
+    function=st.sampled_from(["Max", "Min", "Mean", "Last"]),
+    read_after=st.integers(-3000, 100_000),
+)
+def test_memory_read_reduces_as_the_whole_history_does(
+    gaps: list[int], values: list[float], window: int, function: str, read_after: int
+) -> None:
+    """A read returns only the recent samples (the window, at least 600 s, and the newest one
+    whatever its age), and the engine's reduction of it is the one of the whole history: the
+    value, and the newest sample's time (so an old value is stale, never missing)."""
+    mem = MemorySource()
+    at = T0
+    history = []
+    for gap, value in zip(gaps, values, strict=False):
+        at += timedelta(seconds=gap)
+        mem.set("m", value, at)
+        history.append(Sample(at, value))
+    now = history[0].at + timedelta(seconds=read_after)
+    req = windowed("m", window, function)
+    [obs] = mem.fetch([req], now)
+    whole = reduce(history, window, WindowFunction(function), now)
+    if whole is None:
+        assert obs.error_kind == "empty"
+        return
+    assert reduce(obs.samples, window, WindowFunction(function), now) == whole
+    assert all(s.at <= now for s in obs.samples)
+    assert len(obs.samples) <= 1 + sum(
+        1 for s in history if now - timedelta(seconds=max(window, 600)) < s.at <= now
+    )
+
+
+def test_memory_keeps_eight_days_for_a_forecast_a_week_back() -> None:
+    """Samples older than the retention (8 days before the newest) are dropped; a read a week
+    back (a forecast metric's `now - offsetSeconds`) still finds its window."""
+    mem = MemorySource()
+    start = NOW - timedelta(days=9)
+    for minute in range(9 * 24 * 60 + 1):
+        mem.set("load", float(minute), start + timedelta(minutes=minute))
+    req = windowed("load", 3600)
+    [week_ago] = mem.fetch([req], NOW - timedelta(days=7))
+    assert week_ago.latest is not None and week_ago.latest.value == 2 * 24 * 60
+    assert len(week_ago.samples) == 60
+    [too_old] = mem.fetch([req], NOW - timedelta(days=8, minutes=1))
+    assert too_old.error_kind == "empty"
+    small = MemorySource(retention_seconds=600)
+    for minute in range(30):
+        small.set("load", float(minute), NOW - timedelta(minutes=29 - minute))
+    [kept] = small.fetch([req], NOW)
+    assert [s.value for s in kept.samples] == [float(m) for m in range(19, 30)]
+    with pytest.raises(ValueError, match="retention_seconds"):
+        MemorySource(retention_seconds=0)
