@@ -18,7 +18,6 @@ from gemini.clock import utc
 from gemini.metrics import MetricRequest
 from gemini.series import Observation, Sample
 
-
 # a read returns at least this much history (as the recorded source does)
 MIN_LOOKBACK_SECONDS = 600
 
