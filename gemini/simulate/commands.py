@@ -49,6 +49,39 @@ def print_table(data: dict[str, Any], title: str) -> None:
     Console(file=sys.stdout, width=120).print(table)
 
 
+def print_tradeoff(data: dict[str, Any]) -> None:
+    """What the SLO budget costs: the tuned policy with only its first target moved."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = data.get("tradeoff")
+    if not t:
+        return
+    table = Table(
+        title=f"trade-off: the tuned policy with only {t['parameter']} changed (* = chosen)"
+    )
+    for label in (
+        t["parameter"],
+        "x chosen",
+        "train x oracle",
+        "train viol. min",
+        "held-back x oracle",
+        "held-back viol. min",
+    ):
+        table.add_column(label, justify="right")
+    for p in t["points"]:
+        table.add_row(
+            f"{p['value']:g}" + (" *" if p["chosen"] else ""),
+            f"{p['factor']:g}" if p["factor"] is not None else "-",
+            *(
+                "-" if p[split][k] is None else f"{p[split][k]:g}"
+                for split in ("train", "test")
+                for k in ("oracleRatio", "sloViolationMinutes")
+            ),
+        )
+    Console(file=sys.stdout, width=120).print(table)
+
+
 class _StoreWriter:
     """Buffers decisions into the store under their simulation keys (`sim/<scenario>-<policy>`)."""
 
@@ -257,6 +290,7 @@ def tune_command(
             r["kind"] = split
             rows.append(r)
     print_table({"results": rows}, f"tune {data['scenario']}: {trials} trials, seed {seed}")
+    print_tradeoff(data)
     if not result.feasible:
         searched = data["best"]["trainWithMargin"]["sloViolationMinutes"]
         print(

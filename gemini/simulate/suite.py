@@ -105,6 +105,36 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| {_fmt(hpa['sloViolationMinutes'], 1)} | {_fmt(floor)} "
                 f"| {'yes' if met else 'no'} |"
             )
+    traded = [r for r in tuned if r["tune"].get("tradeoff")]
+    if traded:
+        lines += [
+            "",
+            "## What the budget costs",
+            "",
+            "The tuned policy replayed with only its first target (or step scale) moved, each",
+            "point `value: x oracle / violation minutes` on the held-back part; **bold** is the",
+            "tuner's choice (made on the training part alone, at `tune.sloBudgetFactor` x",
+            "hpa-default's violations). The other points are not results of the tuner: they show",
+            "how the cost trades against violations near it, and how far the goal is.",
+            "",
+            "| scenario | parameter | held-back points, ascending | hpa-default |",
+            "| --- | --- | --- | ---: |",
+        ]
+        for res in traded:
+            t = res["tune"]
+            hpa = t["baselines"]["hpa-default"]["test"]
+            cells = []
+            for pt in t["tradeoff"]["points"]:
+                test = pt["test"]
+                cell = (
+                    f"{pt['value']:.4g}: {_fmt(test['oracleRatio'])} / "
+                    f"{_fmt(test['sloViolationMinutes'], 1)}"
+                )
+                cells.append(f"**{cell}**" if pt["chosen"] else cell)
+            lines.append(
+                f"| {t['scenario']} | {t['tradeoff']['parameter']} | {' · '.join(cells)} "
+                f"| {_fmt(hpa.get('oracleRatio'))} / {_fmt(hpa['sloViolationMinutes'], 1)} |"
+            )
     errors = [r for r in results if "error" in r]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {r['file']}: {r['error']}" for r in errors]

@@ -545,6 +545,61 @@ def _trial(job: tuple[dict[str, float], float | None, float]) -> Fit:
     )
 
 
+def _tradeoff_point(value: float) -> tuple[Score, Score]:
+    """The best policy with its first target (or step scale) set to `value`, scored on the
+    training part (recorded demand, tuning resolution) and on the held-back part."""
+    scenario: Scenario = _CTX["scenario"]
+    params = {**_CTX["best_params"], _CTX["tradeoff_param"]: value}
+    policy = apply_params(_CTX["base"], params, _CTX["profile"])
+    train = score_run(scenario, run_policy(scenario, policy, _CTX["recorded_train"]))
+    test = score_run(
+        scenario, run_policy(scenario, policy, _CTX["test"], initial=_CTX["test_initial"])
+    )
+    return train, test
+
+
+# the trade-off around the tuned policy: its first target (or step scale) times these
+TRADEOFF_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25)
+
+
+def tradeoff_values(param: Param, best: float) -> list[float]:
+    """`best` times each of TRADEOFF_FACTORS, within the parameter's range and lattice
+    (whole numbers for a utilization), each value once, ascending."""
+    values: list[float] = []
+    for f in TRADEOFF_FACTORS:
+        v = min(max(best * f, param.low), param.high)
+        if param.integer:
+            v = float(round(v))
+        if f == 1.0:
+            v = best
+        if v not in values:
+            values.append(v)
+    return sorted(values)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeoffPoint:
+    """One point of the trade-off: the tuned policy with only `value` changed."""
+
+    value: float
+    train: Score
+    test: Score
+    chosen: bool
+
+    def to_dict(self, best: float, oracle_hours: dict[str, float]) -> dict[str, Any]:
+        def part(s: Score, split: str) -> dict[str, Any]:
+            d = s.to_dict(oracle_hours[split])
+            return {k: d[k] for k in ("capacityHours", "oracleRatio", "sloViolationMinutes")}
+
+        return {
+            "value": round(self.value, 6),
+            "factor": round(self.value / best, 4) if best else None,
+            "chosen": self.chosen,
+            "train": part(self.train, "train"),
+            "test": part(self.test, "test"),
+        }
+
+
 @dataclass(slots=True)
 class TuneResult:
     scenario: Scenario
@@ -572,6 +627,10 @@ class TuneResult:
     profile: DailyProfile | None = None
     # worth telling the user (which policy was tuned, a floor that could not be learned)
     notes: tuple[str, ...] = ()
+    # the tuned policy with only its first target (or step scale) moved: what the SLO budget
+    # costs, on the training part and on the held-back one (`tradeoff_param` names it)
+    tradeoff: tuple[TradeoffPoint, ...] = ()
+    tradeoff_param: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -600,6 +659,19 @@ class TuneResult:
                 name: {split: s.to_dict(self.oracle_hours[split]) for split, s in parts.items()}
                 for name, parts in self.baselines.items()
             },
+            **(
+                {
+                    "tradeoff": {
+                        "parameter": self.tradeoff_param,
+                        "points": [
+                            p.to_dict(self.params[self.tradeoff_param], self.oracle_hours)
+                            for p in self.tradeoff
+                        ],
+                    }
+                }
+                if self.tradeoff and self.tradeoff_param is not None
+                else {}
+            ),
         }
 
 
@@ -719,6 +791,7 @@ def tune(
     jobs: int = 2,
     progress: bool = False,
     policy_index: int = 0,
+    tradeoff: bool = True,
 ) -> TuneResult:
     import optuna
 
@@ -881,6 +954,30 @@ def tune(
     )
     oracle_train = score_run(scenario, baseline_runs(scenario, train, ["oracle"])[0])
     oracle_test = score_run(scenario, baseline_runs(scenario, test, ["oracle"])[0])
+
+    # the trade-off: the same policy with its first target (or step scale) moved
+    knob = next((p for p in space if p.name in ("target", "stepScale")), None)
+    points: list[TradeoffPoint] = []
+    if tradeoff and knob is not None and knob.name in params:
+        chosen = float(params[knob.name])
+        values = [v for v in tradeoff_values(knob, chosen) if v != chosen]
+        _CTX.update(
+            best_params=params,
+            tradeoff_param=knob.name,
+            recorded_train=train,
+            test=test,
+            test_initial=test_initial,
+        )
+        if workers > 1 and len(values) > 1:
+            with ProcessPoolExecutor(min(workers, len(values))) as points_pool:
+                scored = list(points_pool.map(_tradeoff_point, values))
+        else:
+            scored = [_tradeoff_point(v) for v in values]
+        points = [
+            TradeoffPoint(v, tr, te, False) for v, (tr, te) in zip(values, scored, strict=True)
+        ]
+        points.append(TradeoffPoint(chosen, train_s, test_s, True))
+        points.sort(key=lambda p: p.value)
     return TuneResult(
         scenario=scenario,
         trials=trials,
@@ -910,6 +1007,8 @@ def tune(
         floor=no_violation_floor(scenario, test),
         profile=profile,
         notes=tuple(notes),
+        tradeoff=tuple(points),
+        tradeoff_param=knob.name if points and knob is not None else None,
     )
 
 

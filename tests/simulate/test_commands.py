@@ -173,6 +173,33 @@ def test_tune_writes_a_valid_manifest_and_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_tune_reports_the_tradeoff_around_the_chosen_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the SLO budget costs: the tuned policy replayed with only its first target moved,
+    on both parts; the chosen point is the tuned policy's own scores."""
+    path = write_scenario(tmp_path, tune={"trainFraction": 0.6})
+    out = tmp_path / "t.json"
+    assert tune_command(path, 3, 1, out, None, 2) == 0
+    data = json.loads(out.read_text())
+    t = data["tradeoff"]
+    assert t["parameter"] == "target"
+    values = [p["value"] for p in t["points"]]
+    assert values == sorted(set(values)) and len(values) >= 3
+    [chosen] = [p for p in t["points"] if p["chosen"]]
+    assert chosen["factor"] == 1.0
+    assert chosen["value"] == data["best"]["params"]["target"]
+    for split in ("train", "test"):
+        for k in ("capacityHours", "sloViolationMinutes", "oracleRatio"):
+            assert chosen[split][k] == data["best"][split][k]
+    # a lower target buys capacity: the lowest one costs at least the highest one
+    low, high = t["points"][0], t["points"][-1]
+    assert low["train"]["capacityHours"] >= high["train"]["capacityHours"]
+    printed = capsys.readouterr().out
+    assert "trade-off: the tuned policy with only target changed" in printed
+    assert f"{chosen['value']:g} *" in printed
+
+
 def test_tune_says_when_no_trial_kept_the_budget(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -231,8 +258,12 @@ def test_suite_tunes_and_tables_trials_with_their_replays(tmp_path: Path) -> Non
     assert main([str(tmp_path), "--out", str(out), "--tune", "2", "--jobs", "1"]) == 0
     tuned = json.loads((out / "results.json").read_text())[0]["tune"]
     assert tuned["trials"] == 2 and tuned["replays"] >= 2 and tuned["fitTarget"] is True
-    row = next(line for line in (out / "results.md").read_text().splitlines() if "| 2 (" in line)
+    md = (out / "results.md").read_text().splitlines()
+    row = next(line for line in md if "| 2 (" in line)
     assert row.startswith(f"| synthetic | 2 ({tuned['replays']}) | ")
+    cost = next(line for line in md if line.startswith("| synthetic | target | "))
+    chosen = next(p for p in tuned["tradeoff"]["points"] if p["chosen"])
+    assert f"**{chosen['value']:.4g}: " in cost and cost.count(" · ") >= 2
 
 
 def test_tune_starts_from_hpa_defaults_so_it_never_loses_to_them_on_train(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gemini.cli import app
 from gemini.errors import SpecError
 from gemini.simulate.scenario import load_scenario
-from gemini.simulate.tuner import apply_params, search_space, tune
+from gemini.simulate.tuner import Param, apply_params, search_space, tradeoff_values, tune
 from tests.simulate.helpers import policy_doc, write_scenario
 
 TOO_SHORT: list[tuple[str, dict[str, Any], list[float] | None, str]] = [
@@ -255,3 +255,32 @@ def test_a_forecast_target_may_be_searched_until_it_all_but_drops_out() -> None:
     doc["spec"]["metrics"] = doc["spec"]["metrics"][2:] + doc["spec"]["metrics"][:2]
     first = {p.name for p in search_space(parse_policy(doc))}
     assert "metricWindow" not in first and "metricWindow" in space
+
+
+@pytest.mark.parametrize(
+    ("param", "best", "expected"),
+    [
+        pytest.param(Param("target", 30, 95), 70, [56, 63, 70, 77, 88], id="utilization"),
+        pytest.param(Param("target", 30, 95), 84, [67, 76, 84, 92, 95], id="clipped-at-95"),
+        pytest.param(Param("target", 30, 95), 94, [75, 85, 94, 95], id="both-clipped-once"),
+        pytest.param(Param("target", 30, 95), 31, [30, 31, 34, 39], id="clipped-at-30"),
+        pytest.param(
+            Param("target", 0.1, 2.0, integer=False),
+            1.0,
+            [0.8, 0.9, 1.0, 1.1, 1.25],
+            id="average-value",
+        ),
+        pytest.param(
+            Param("stepScale", 0.5, 2.0, integer=False),
+            1.9,
+            [1.52, 1.71, 1.9, 2.0],
+            id="step-scale-clipped",
+        ),
+    ],
+)
+def test_tradeoff_values(param: Param, best: float, expected: list[float]) -> None:
+    """The trade-off moves the chosen value by fixed factors, within the parameter's range and
+    lattice, each value once; the chosen value itself is kept exactly."""
+    got = tradeoff_values(param, best)
+    assert got == pytest.approx(expected)
+    assert best in got
