@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import statistics
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from gemini.clock import span
 from gemini.errors import SpecError
 from gemini.policy.spec import (
     MAX_REPLICAS,
@@ -691,6 +693,43 @@ def no_violation_floor(scenario: Scenario, grid: Grid) -> dict[str, float] | Non
     return {"leadSeconds": lead, "oracleRatio": round(sum(held) / total, 4)}
 
 
+# periods a load may repeat at (an hourly job, the day, the week), and how closely its changes
+# must repeat for the tuner to suggest a forecast metric
+REPEAT_PERIODS = (3600, 86400, 604800)
+REPEAT_MIN_R = 0.6
+
+
+def repeating_changes(grid: Grid) -> tuple[int, float] | None:
+    """The period in REPEAT_PERIODS at which the load's step-to-step changes repeat best, with
+    their correlation: (period seconds, r), or None below REPEAT_MIN_R, or with less than two
+    periods of steps. Changes, not levels: a smooth load correlates with itself an hour later
+    without its rises coming at the same time of the hour. Pairs touching a masked step (an
+    outage, a long gap) are left out."""
+    n = len(grid)
+    change = [grid.demand[k] - grid.demand[k - 1] for k in range(1, n)]
+    unmasked = [not (grid.masked[k] or grid.masked[k - 1]) for k in range(1, n)]
+    best: tuple[int, float] | None = None
+    for period in REPEAT_PERIODS:
+        lag = round(period / grid.step)
+        if lag < 1 or 2 * lag >= n:
+            continue
+        pairs = [
+            (change[k], change[k - lag])
+            for k in range(lag, len(change))
+            if unmasked[k] and unmasked[k - lag]
+        ]
+        if len(pairs) < 2:
+            continue
+        now, before = zip(*pairs, strict=True)
+        try:
+            r = statistics.correlation(now, before)
+        except statistics.StatisticsError:  # no change at all on one side
+            continue
+        if r >= REPEAT_MIN_R and (best is None or r > best[1]):
+            best = (period, r)
+    return best
+
+
 def held_back_initial(scenario: Scenario, test: Grid) -> int:
     """The size a replay of the held-back part starts at: what the oracle needs at its first
     scored step (a masked step, inside an outage or a long gap, needs only the floor; the
@@ -816,6 +855,15 @@ def tune(
                 else "the training part has fewer than two whole days"
             )
             + "); searching without it"
+        )
+    repeats = repeating_changes(train_full)
+    if repeats is not None and not any(m.offset_seconds for m in base.spec.metrics):
+        period, r = repeats
+        notes.append(
+            f"the training part's load changes repeat every {span(period)} (correlation "
+            f"{r:.2f} with the changes {span(period)} earlier): a forecast metric, read "
+            f"{span(period)} back less its horizon (offsetSeconds), may provision ahead of "
+            "them (docs/metrics.md)"
         )
     unit_note = _unit_from_held_back(scenario, test.t0)
     if unit_note:

@@ -4,6 +4,8 @@ tuner does on the user's behalf. Found by an adversarial run of `gemini tune`.""
 
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,16 @@ from typer.testing import CliRunner
 from gemini.cli import app
 from gemini.errors import SpecError
 from gemini.simulate.scenario import load_scenario
-from gemini.simulate.tuner import Param, apply_params, search_space, tradeoff_values, tune
+from gemini.simulate.replay import Grid
+from gemini.simulate.tuner import (
+    REPEAT_MIN_R,
+    Param,
+    apply_params,
+    repeating_changes,
+    search_space,
+    tradeoff_values,
+    tune,
+)
 from tests.simulate.helpers import policy_doc, write_scenario
 
 TOO_SHORT: list[tuple[str, dict[str, Any], list[float] | None, str]] = [
@@ -284,3 +295,81 @@ def test_tradeoff_values(param: Param, best: float, expected: list[float]) -> No
     got = tradeoff_values(param, best)
     assert got == pytest.approx(expected)
     assert best in got
+
+
+def _grid(values: list[float], step: float = 300.0, masked: set[int] | None = None) -> Grid:
+    return Grid(0.0, step, tuple(values), tuple(k in (masked or set()) for k in range(len(values))))
+
+
+def _noise(n: int, seed: int = 1) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(0, 1) for _ in range(n)]
+
+
+HOUR, DAY = 12, 288  # steps of 5 minutes
+
+
+@pytest.mark.parametrize(
+    ("values", "masked", "period"),
+    [
+        pytest.param(
+            [a + (5.0 if k % HOUR == 2 else 0.0) for k, a in enumerate(_noise(20 * DAY))],
+            None,
+            3600,
+            id="an-hourly-job",
+        ),
+        pytest.param(
+            [
+                0.1 * a
+                + 10 * max(0.0, math.sin(2 * math.pi * (k % DAY) / DAY))
+                + (4.0 if k % DAY == 100 else 0.0)
+                for k, a in enumerate(_noise(10 * DAY))
+            ],
+            None,
+            86400,
+            id="a-day-with-a-morning-jump",
+        ),
+        pytest.param(_noise(10 * DAY), None, None, id="noise-repeats-nothing"),
+        pytest.param(
+            [k / DAY + 0.01 * a for k, a in enumerate(_noise(10 * DAY))],
+            None,
+            None,
+            id="a-smooth-rise-levels-correlate-changes-do-not",
+        ),
+        pytest.param(
+            [5.0 if k % HOUR == 2 else 0.0 for k in range(HOUR + 5)],
+            None,
+            None,
+            id="less-than-two-periods",
+        ),
+        pytest.param([1.0] * (3 * DAY), None, None, id="a-constant-load"),
+        pytest.param(
+            [
+                a + (50.0 if DAY <= k < 2 * DAY and k % 7 == 0 else 0.0)
+                for k, a in enumerate([5.0 if k % HOUR == 2 else 0.0 for k in range(4 * DAY)])
+            ],
+            set(range(DAY, 2 * DAY)),
+            3600,
+            id="an-outage-is-left-out",
+        ),
+    ],
+)
+def test_the_tuner_finds_the_period_a_loads_changes_repeat_at(
+    values: list[float], masked: set[int] | None, period: int | None
+) -> None:
+    """`repeating_changes`: the hint behind the tuner's forecast note. Changes, not levels:
+    a smooth rise correlates with itself an hour later without repeating anything."""
+    got = repeating_changes(_grid(values, masked=masked))
+    assert (got[0] if got else None) == period
+    if got:
+        assert REPEAT_MIN_R <= got[1] <= 1.0
+
+
+def test_tune_suggests_a_forecast_when_the_load_repeats(tmp_path: Path) -> None:
+    """A policy without a forecast metric, on a trace with an hourly job, gets a note naming
+    the period; a policy that has one does not."""
+    values = [2.0 + (6.0 if k % 60 in (9, 10, 11) else 0.0) for k in range(60 * 30)]
+    path = write_scenario(tmp_path, values, tune={"decimate": 4})
+    res = tune(load_scenario(path), trials=1, seed=0, jobs=1, tradeoff=False)
+    [note] = [n for n in res.notes if "repeat" in n]
+    assert "every 1 h (correlation 1.00" in note and "offsetSeconds" in note
