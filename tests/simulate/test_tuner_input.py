@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from gemini.cli import app
 from gemini.errors import SpecError
-from gemini.simulate.scenario import load_scenario
 from gemini.simulate.replay import Grid
+from gemini.simulate.scenario import load_scenario
 from gemini.simulate.tuner import (
     REPEAT_MIN_R,
     Param,
