@@ -90,13 +90,16 @@ class ScaledClock:
 
 
 def span(seconds: float) -> str:
-    """A duration as people say it: `45 s`, `20 min`, `23 h`, `23 h 30 min`, `7 d`."""
+    """A duration as people say it: `45 s`, `20 min`, `23 h`, `23 h 30 min`, `7 d`; to the
+    second (`1 h 0 min 30 s`), whole days only when it is whole days."""
     s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
-    if s < 86400 or s % 86400:
-        h, m = divmod(s // 60, 60)
-        return f"{h} h" + (f" {m} min" if m else "")
-    return f"{s // 86400} d"
+    if s and s % 86400 == 0:
+        return f"{s // 86400} d"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    parts = [f"{h} h"] if h else []
+    if m or (h and sec):
+        parts.append(f"{m} min")
+    if sec or not parts:
+        parts.append(f"{sec} s")
+    return " ".join(parts)

@@ -20,6 +20,9 @@ from gemini.clock import span
         pytest.param(86400, "1 d", id="a-day"),
         pytest.param(601200, "167 h", id="a-week-less-an-hour"),
         pytest.param(604800, "7 d", id="a-week"),
+        pytest.param(3630, "1 h 0 min 30 s", id="to-the-second-above-an-hour"),
+        pytest.param(86370, "23 h 59 min 30 s", id="a-day-less-30-s"),
+        pytest.param(90000, "25 h", id="a-day-and-an-hour-in-hours"),
     ],
 )
 def test_span(seconds: float, text: str) -> None:

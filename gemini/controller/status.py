@@ -253,6 +253,8 @@ def decision_summary(d: Decision) -> dict[str, Any]:
                 "proposedReplicas": m.proposed,
                 "status": m.status.value,
                 **({"error": m.error} if m.error else {}),
+                # a forecast: its age is the moved sample's, the value is this much older
+                **({"offsetSeconds": m.offset_seconds} if m.offset_seconds else {}),
             }
             for m in d.metrics
         ],

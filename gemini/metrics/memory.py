@@ -1,4 +1,4 @@
-"""An in-memory metric source: values set from code (the demo's simulated backends, tests).
+"""An in-memory metric source: values set from code (tests, programs that embed the loop).
 
 Keys are a metric name, or "namespace/policy:metric" for one policy's metric; a request is
 answered from its policy-specific key first, then from the bare metric name. Keeps a bounded
@@ -26,7 +26,8 @@ class MemorySource:
     """`set(name, value, at)` / `fail(name, kind, message)`; `fetch` reads them back.
 
     Each key keeps the samples of the last `retention_seconds` before its newest one, and at
-    most `history` samples. A read returns the samples of the last `max(windowSeconds, 600)`
+    most `history` samples (the default 100,000 hold 8 days of a sample every 7 s; a denser
+    series keeps less). A read returns the samples of the last `max(windowSeconds, 600)`
     seconds before `now`, and the newest sample at or before `now` even when it is older (so an
     old value is judged stale by the engine, not missing)."""
 

@@ -113,9 +113,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             "The tuned policy replayed with only its first target (or step scale) moved, each",
             "point `value: x oracle / violation minutes` on the held-back part; **bold** is the",
-            "tuner's choice (made on the training part alone, at `tune.sloBudgetFactor` x",
-            "hpa-default's violations). The other points are not results of the tuner: they show",
-            "how the cost trades against violations near it, and how far the goal is.",
+            "tuner's choice (made on the training part alone, at the SLO budget: by default",
+            "`tune.sloBudgetFactor` x hpa-default's violation minutes on the training demand",
+            "raised by `tune.demandMargin`). The other points are not results of the tuner: they",
+            "show how the cost trades against violations near it, and how far the goal is.",
             "",
             "| scenario | parameter | held-back points, ascending | hpa-default |",
             "| --- | --- | --- | ---: |",
@@ -127,7 +128,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             for pt in t["tradeoff"]["points"]:
                 test = pt["test"]
                 cell = (
-                    f"{pt['value']:.4g}: {_fmt(test['oracleRatio'])} / "
+                    f"{pt['value']:.4g}: {_fmt(test.get('oracleRatio'))} / "
                     f"{_fmt(test['sloViolationMinutes'], 1)}"
                 )
                 cells.append(f"**{cell}**" if pt["chosen"] else cell)

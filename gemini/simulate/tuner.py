@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import multiprocessing
 import os
 import statistics
 from collections.abc import Callable
@@ -513,8 +514,55 @@ def daily_profile(
     return DailyProfile(slot_seconds, lead, tuple(sorted(v)[(len(v) - 1) // 2] for v in per_slot))
 
 
+# the trade-off around the tuned policy: its first target (or step scale) times these
+TRADEOFF_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25)
+
+
+def tradeoff_values(param: Param, best: float) -> list[float]:
+    """`best` times each of TRADEOFF_FACTORS, within the parameter's range and lattice
+    (whole numbers for a utilization), each value once, ascending."""
+    values: list[float] = []
+    for f in TRADEOFF_FACTORS:
+        v = min(max(best * f, param.low), param.high)
+        if param.integer:
+            v = float(round(v))
+        if f == 1.0:
+            v = best
+        if v not in values:
+            values.append(v)
+    return sorted(values)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeoffPoint:
+    """One point of the trade-off: the tuned policy with only `value` changed."""
+
+    value: float
+    train: Score
+    test: Score
+    chosen: bool
+
+    def to_dict(self, best: float, oracle_hours: dict[str, float]) -> dict[str, Any]:
+        def part(s: Score, split: str) -> dict[str, Any]:
+            d = s.to_dict(oracle_hours[split])
+            # no oracleRatio when the oracle needs nothing (a part at 0 with minReplicas 0)
+            return {k: d.get(k) for k in ("capacityHours", "oracleRatio", "sloViolationMinutes")}
+
+        return {
+            "value": round(self.value, 6),
+            "factor": round(self.value / best, 4) if best else None,
+            "chosen": self.chosen,
+            "train": part(self.train, "train"),
+            "test": part(self.test, "test"),
+        }
+
+
 # -- worker side ---------------------------------------------------------------------------------
 
+# Worker processes read the search's context from this module-level dict, which they inherit by
+# forking after `tune` fills it (the pools use the fork start method explicitly: Python 3.14
+# makes forkserver Linux's default, and a spawned worker would start with it empty).
+_FORK = multiprocessing.get_context("fork")
 _CTX: dict[str, Any] = {}
 
 
@@ -558,48 +606,6 @@ def _tradeoff_point(value: float) -> tuple[Score, Score]:
         scenario, run_policy(scenario, policy, _CTX["test"], initial=_CTX["test_initial"])
     )
     return train, test
-
-
-# the trade-off around the tuned policy: its first target (or step scale) times these
-TRADEOFF_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25)
-
-
-def tradeoff_values(param: Param, best: float) -> list[float]:
-    """`best` times each of TRADEOFF_FACTORS, within the parameter's range and lattice
-    (whole numbers for a utilization), each value once, ascending."""
-    values: list[float] = []
-    for f in TRADEOFF_FACTORS:
-        v = min(max(best * f, param.low), param.high)
-        if param.integer:
-            v = float(round(v))
-        if f == 1.0:
-            v = best
-        if v not in values:
-            values.append(v)
-    return sorted(values)
-
-
-@dataclass(frozen=True, slots=True)
-class TradeoffPoint:
-    """One point of the trade-off: the tuned policy with only `value` changed."""
-
-    value: float
-    train: Score
-    test: Score
-    chosen: bool
-
-    def to_dict(self, best: float, oracle_hours: dict[str, float]) -> dict[str, Any]:
-        def part(s: Score, split: str) -> dict[str, Any]:
-            d = s.to_dict(oracle_hours[split])
-            return {k: d[k] for k in ("capacityHours", "oracleRatio", "sloViolationMinutes")}
-
-        return {
-            "value": round(self.value, 6),
-            "factor": round(self.value / best, 4) if best else None,
-            "chosen": self.chosen,
-            "train": part(self.train, "train"),
-            "test": part(self.test, "test"),
-        }
 
 
 @dataclass(slots=True)
@@ -930,7 +936,7 @@ def tune(
 
         bar = tqdm(total=trials, desc=f"tune {scenario.name}", unit="trial")
     workers = max(1, min(jobs, os.cpu_count() or 1))
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, mp_context=_FORK) if workers > 1 else None
     try:
         done = replays = 0
         while done < trials:
@@ -1017,7 +1023,7 @@ def tune(
             test_initial=test_initial,
         )
         if workers > 1 and len(values) > 1:
-            with ProcessPoolExecutor(min(workers, len(values))) as points_pool:
+            with ProcessPoolExecutor(min(workers, len(values)), mp_context=_FORK) as points_pool:
                 scored = list(points_pool.map(_tradeoff_point, values))
         else:
             scored = [_tradeoff_point(v) for v in values]

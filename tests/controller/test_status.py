@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -184,6 +185,16 @@ def test_tick_status_carries_decision_summary_state_and_generation() -> None:
         "status": "ok",
     }
     assert PolicyState.from_status(out["state"]) == state
+
+
+def test_a_forecast_metric_in_the_status_says_how_far_back_it_was_read() -> None:
+    """Its age is the moved sample's (fresh-looking); `offsetSeconds` says the value is a day
+    old. A metric read in the present has no such key (as before)."""
+    forecast = replace(OK, name="forecast", offset_seconds=82800)
+    r = TickResult("ns/p", PolicyState(), decision(metrics=(OK, forecast)), APPLIED)
+    now_row, past_row = st.tick_status({}, 1, r, NOW)["lastDecision"]["metrics"]
+    assert "offsetSeconds" not in now_row
+    assert past_row["offsetSeconds"] == 82800 and past_row["ageSeconds"] == 3.0
 
 
 def test_invalid_status_names_every_field() -> None:

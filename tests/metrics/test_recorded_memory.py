@@ -160,7 +160,8 @@ def test_memory_source() -> None:
 
 
 def windowed(name: str, window: int, function: str = "Max") -> MetricRequest:
-    """A memory-backed request for a metric reduced over `window` seconds."""
+    """A request for a metric reduced over `window` seconds (MemorySource answers by name; the
+    source kind in the spec only has to be a valid one)."""
     base = request(name, {"recorded": {"file": "x"}})
     metric = base.metric.model_copy(
         update={"window_seconds": window, "window_function": WindowFunction(function)}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from gemini.cli import app
@@ -373,3 +374,32 @@ def test_tune_suggests_a_forecast_when_the_load_repeats(tmp_path: Path) -> None:
     res = tune(load_scenario(path), trials=1, seed=0, jobs=1, tradeoff=False)
     [note] = [n for n in res.notes if "repeat" in n]
     assert "every 1 h (correlation 1.00" in note and "offsetSeconds" in note
+    forecast = {
+        "name": "forecast",
+        "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "load"}},
+        "target": {"type": "AverageValue", "averageValue": 0.8},
+        "offsetSeconds": 3000,
+        "windowSeconds": 600,
+        "windowFunction": "Max",
+        "fallback": {"policy": "Ignore"},
+    }
+    doc = policy_doc()
+    doc["spec"]["metrics"].append(forecast)
+    path = write_scenario(tmp_path, values, tune={"decimate": 4}, observe={"forecast": "load"})
+    (tmp_path / "policies" / "web.yaml").write_text(yaml.safe_dump(doc))
+    res = tune(load_scenario(path), trials=1, seed=0, jobs=1, tradeoff=False)
+    assert not [n for n in res.notes if "repeat" in n]
+
+
+def test_the_tradeoff_of_a_part_the_oracle_needs_nothing_for(tmp_path: Path) -> None:
+    """With minReplicas 0 and a held-back part without load, the oracle's capacity-hours there
+    are 0 and there is no ratio to it: the trade-off says so (None) instead of failing."""
+    values = [3.0] * 300 + [0.0] * 200
+    path = write_scenario(tmp_path, values, tune={"trainFraction": 0.6})
+    (tmp_path / "policies" / "web.yaml").write_text(yaml.safe_dump(policy_doc(minReplicas=0)))
+    res = tune(load_scenario(path), trials=2, seed=0, jobs=1)
+    assert res.oracle_hours["test"] == 0
+    points = res.to_dict()["tradeoff"]["points"]
+    assert len(points) >= 3
+    assert all(p["test"]["oracleRatio"] is None for p in points)
+    assert all(p["train"]["oracleRatio"] is not None for p in points)
