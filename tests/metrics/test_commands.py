@@ -18,15 +18,20 @@ from tests.metrics.cli_support import BACKLOG, CPU, WORKER_AND_STORE, run_cli
 POLICIES = WORKER_AND_STORE
 
 
-def seed(svc: FakeMetricService, now: datetime) -> None:
+def orders_backlog(svc: FakeMetricService, points: list[tuple[datetime, int]]) -> None:
+    """The `orders` subscription's backlog series (the policies' Pub/Sub metric)."""
     svc.add_series(
         "acme",
         BACKLOG,
         "pubsub_subscription",
         {"subscription_id": "orders"},
-        [(now - timedelta(seconds=150), 4000), (now - timedelta(seconds=90), 4321)],
+        points,
         value_type=metric_pb2.MetricDescriptor.INT64,
     )
+
+
+def seed(svc: FakeMetricService, now: datetime) -> None:
+    orders_backlog(svc, [(now - timedelta(seconds=150), 4000), (now - timedelta(seconds=90), 4321)])
     svc.add_series(
         "acme",
         CPU,
@@ -67,13 +72,7 @@ def test_metrics_text_and_stale_status(
 ) -> None:
     monkeypatch.setenv("GEMINI_MONITORING_ENDPOINT", monitoring_server.endpoint)
     now = datetime.now(UTC)
-    monitoring.add_series(
-        "acme",
-        BACKLOG,
-        "pubsub_subscription",
-        {"subscription_id": "orders"},
-        [(now - timedelta(seconds=250), 10)],
-    )
+    orders_backlog(monitoring, [(now - timedelta(seconds=250), 10)])
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICIES)
     assert commands.metrics_command(policy, False) == 0
@@ -115,13 +114,8 @@ def test_metrics_marks_a_metric_read_from_the_past(
     row says so, in JSON and in the table."""
     monkeypatch.setenv("GEMINI_MONITORING_ENDPOINT", monitoring_server.endpoint)
     now = datetime.now(UTC)
-    monitoring.add_series(
-        "acme",
-        BACKLOG,
-        "pubsub_subscription",
-        {"subscription_id": "orders"},
-        [(now - timedelta(seconds=82800 + 60), 777), (now - timedelta(seconds=60), 10)],
-        value_type=metric_pb2.MetricDescriptor.INT64,
+    orders_backlog(
+        monitoring, [(now - timedelta(seconds=82800 + 60), 777), (now - timedelta(seconds=60), 10)]
     )
     policy = tmp_path / "p.yaml"
     policy.write_text(FORECAST)
