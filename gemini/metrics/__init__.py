@@ -18,6 +18,9 @@ from typing import Protocol
 from gemini.policy.spec import Metric
 from gemini.series import Observation, Sample
 
+# history a recorded or in-memory source returns besides the metric's own window
+DEFAULT_LOOKBACK_SECONDS = 600
+
 
 @dataclass(frozen=True, slots=True)
 class MetricRequest:
@@ -26,6 +29,12 @@ class MetricRequest:
     policy: str  # "namespace/name"
     namespace: str
     metric: Metric
+
+    @property
+    def lookback_seconds(self) -> int:
+        """How far back a source that keeps its own history (a recorded trace, the in-memory
+        source) answers: the metric's window, and at least DEFAULT_LOOKBACK_SECONDS."""
+        return max(self.metric.window_seconds, DEFAULT_LOOKBACK_SECONDS)
 
 
 class MetricSource(Protocol):

@@ -18,9 +18,6 @@ from gemini.clock import utc
 from gemini.metrics import MetricRequest
 from gemini.series import Observation, Sample
 
-# a read returns at least this much history (as the recorded source does)
-MIN_LOOKBACK_SECONDS = 600
-
 
 class MemorySource:
     """`set(name, value, at)` / `fail(name, kind, message)`; `fetch` reads them back.
@@ -86,7 +83,7 @@ class MemorySource:
                     continue
                 series = self._samples[hit]
                 i = bisect.bisect_right(series, now, key=_at)
-                back = timedelta(seconds=max(req.metric.window_seconds, MIN_LOOKBACK_SECONDS))
+                back = timedelta(seconds=req.lookback_seconds)
                 first = min(bisect.bisect_right(series, now - back, key=_at), i - 1)
                 visible = tuple(series[max(first, 0) : i])
                 if not visible:

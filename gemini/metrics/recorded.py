@@ -18,8 +18,6 @@ from gemini.errors import SpecError
 from gemini.metrics import MetricRequest
 from gemini.series import Observation, Sample, Trace, read_trace
 
-DEFAULT_LOOKBACK_SECONDS = 600  # samples returned besides the metric's own window
-
 
 class RecordedSource:
     """Reads `source.recorded` metrics. `base_dir` resolves relative trace paths (default: cwd)."""
@@ -66,7 +64,7 @@ class RecordedSource:
             return Observation.failed(name, "invalid", f"{cfg.file}: cannot read: {first}")
         if len(trace) == 0:
             return Observation.failed(name, "empty", f"{cfg.file}: trace has no rows")
-        lookback = max(req.metric.window_seconds, DEFAULT_LOOKBACK_SECONDS)
+        lookback = req.lookback_seconds
         t = now.timestamp()
         offsets = [0.0]
         if cfg.loop and t >= trace.times[0]:

@@ -523,11 +523,9 @@ def tradeoff_values(param: Param, best: float) -> list[float]:
     (whole numbers for a utilization), each value once, ascending."""
     values: list[float] = []
     for f in TRADEOFF_FACTORS:
-        v = min(max(best * f, param.low), param.high)
-        if param.integer:
+        v = min(max(best * f, param.low), param.high) if f != 1.0 else best
+        if param.integer and v != best:
             v = float(round(v))
-        if f == 1.0:
-            v = best
         if v not in values:
             values.append(v)
     return sorted(values)
