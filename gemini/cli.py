@@ -165,11 +165,22 @@ def tune(
         Path | None, typer.Option("--out-policy", help="Write the best manifest here.")
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Parallel workers.")] = 2,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0,
+            help="Start no trials after this many seconds (the running ones finish); the "
+            "best so far is reported and written. Ctrl-C does the same at once (exit 130).",
+        ),
+    ] = None,
 ) -> None:
     """Search policy parameters on the scenario's trace; report train and held-back scores."""
     from gemini.simulate import commands
 
-    raise typer.Exit(commands.tune_command(scenario, trials, seed, json_out, out_policy, jobs))
+    raise typer.Exit(
+        commands.tune_command(scenario, trials, seed, json_out, out_policy, jobs, timeout)
+    )
 
 
 @app.command()

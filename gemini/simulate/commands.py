@@ -7,11 +7,14 @@ table, the JSON/JSONL/HTML outputs and the optional decision store. Must not imp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +246,24 @@ def _unwritable(path: Path) -> str | None:
     return None if os.access(path.parent, os.W_OK) else "Permission denied"
 
 
+# the shell's convention for a command stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def _on_sigint(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for SIGINT inside the block, the previous one restored after it. Only the main
+    thread can set handlers; elsewhere Ctrl-C keeps its usual meaning."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def tune_command(
     scenario: Path,
     trials: int,
@@ -250,9 +271,10 @@ def tune_command(
     json_out: Path | None,
     out_policy: Path | None,
     jobs: int,
+    timeout: float | None = None,
 ) -> int:
     from gemini.simulate.scenario import load_scenario
-    from gemini.simulate.tuner import tune, write_manifest
+    from gemini.simulate.tuner import TuneInterrupted, tune, write_manifest
 
     try:
         sc = load_scenario(scenario)
@@ -271,10 +293,30 @@ def tune_command(
             f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr
         )
         return 1
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: Any) -> None:
+        # the first Ctrl-C stops the search and keeps what it found; a second one aborts
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(
+            f"{scenario}: interrupted: scoring the best trial so far (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
+
     try:
-        result = tune(sc, trials=trials, seed=seed, jobs=jobs, progress=True)
+        with _on_sigint(interrupted):
+            result = tune(
+                sc, trials=trials, seed=seed, jobs=jobs, progress=True, timeout=timeout, stop=stop
+            )
     except SpecError as exc:
         return _problems(scenario, exc)
+    except TuneInterrupted as exc:
+        print(f"{scenario}: interrupted: {exc}; nothing written", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"{scenario}: aborted; nothing written", file=sys.stderr)
+        return INTERRUPTED
     for note in result.notes:
         print(f"{scenario}: note: {note}", file=sys.stderr)
     data = result.to_dict()
@@ -289,7 +331,12 @@ def tune_command(
             r["name"] = name
             r["kind"] = split
             rows.append(r)
-    print_table({"results": rows}, f"tune {data['scenario']}: {trials} trials, seed {seed}")
+    done = (
+        f"{result.trials} trials"
+        if result.stopped is None
+        else f"{result.trials} of {trials} trials ({result.stopped})"
+    )
+    print_table({"results": rows}, f"tune {data['scenario']}: {done}, seed {seed}")
     print_tradeoff(data)
     if not result.feasible:
         searched = data["best"]["trainWithMargin"]["sloViolationMinutes"]
@@ -307,4 +354,4 @@ def tune_command(
     except OSError as exc:
         print(f"{exc.filename}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    return 0
+    return INTERRUPTED if result.stopped == "interrupted" else 0

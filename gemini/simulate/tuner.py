@@ -20,13 +20,16 @@ cost alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import multiprocessing
 import os
+import signal
 import statistics
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -562,6 +565,40 @@ class TradeoffPoint:
 # makes forkserver Linux's default, and a spawned worker would start with it empty).
 _FORK = multiprocessing.get_context("fork")
 _CTX: dict[str, Any] = {}
+# how often a search waiting on its workers looks at the stop event (seconds)
+_POLL_SECONDS = 0.2
+
+
+class TuneInterrupted(Exception):
+    """The search was stopped before any trial finished: there is nothing to report."""
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent (the terminal sends it to the whole process group):
+    the parent decides what to keep, then terminates them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _workers(n: int) -> Iterator[Any]:
+    """A pool of `n` forked workers, terminated on leaving (a stopped search does not wait for
+    the replays it gave up on)."""
+    pool = _FORK.Pool(n, initializer=_ignore_sigint)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _map(pool: Any, fn: Callable[[Any], Any], jobs: list[Any], stop: threading.Event | None) -> Any:
+    """`fn` over `jobs` in `pool`; None when `stop` is set before they all finish."""
+    pending = pool.map_async(fn, jobs, chunksize=1)
+    while not pending.ready():
+        pending.wait(_POLL_SECONDS)
+        if stop is not None and stop.is_set() and not pending.ready():
+            return None
+    return pending.get()
 
 
 def _evaluate(params: dict[str, float]) -> tuple[float, float]:
@@ -609,7 +646,7 @@ def _tradeoff_point(value: float) -> tuple[Score, Score]:
 @dataclass(slots=True)
 class TuneResult:
     scenario: Scenario
-    trials: int
+    trials: int  # that finished (fewer than requested when the search was stopped)
     # replays of the training part the search ran (a fitted target takes a few a trial)
     replays: int
     fit_target: bool
@@ -637,6 +674,8 @@ class TuneResult:
     # costs, on the training part and on the held-back one (`tradeoff_param` names it)
     tradeoff: tuple[TradeoffPoint, ...] = ()
     tradeoff_param: str | None = None
+    trials_requested: int | None = None  # None: as many as `trials`
+    stopped: str | None = None  # "timeout" or "interrupted" when the search stopped early
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -644,6 +683,10 @@ class TuneResult:
         return {
             "scenario": self.scenario.name,
             "trials": self.trials,
+            "trialsRequested": self.trials
+            if self.trials_requested is None
+            else self.trials_requested,
+            **({"stopped": self.stopped} if self.stopped else {}),
             "replays": self.replays,
             "fitTarget": self.fit_target,
             "seed": self.seed,
@@ -835,7 +878,15 @@ def tune(
     progress: bool = False,
     policy_index: int = 0,
     tradeoff: bool = True,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
 ) -> TuneResult:
+    """Search the policy's parameters (`trials` trials, `jobs` workers, seeded).
+
+    `timeout` (seconds): start no batch of trials after it (the running ones finish; at least
+    one batch runs). `stop`: when set, the search drops the batch in progress and finishes with
+    the trials done (the trade-off is skipped); TuneInterrupted when none had finished. Either
+    way a note says so, and `trials` in the result counts the trials that finished."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -934,10 +985,24 @@ def tune(
 
         bar = tqdm(total=trials, desc=f"tune {scenario.name}", unit="trial")
     workers = max(1, min(jobs, os.cpu_count() or 1))
-    pool = ProcessPoolExecutor(workers, mp_context=_FORK) if workers > 1 else None
-    try:
+    stopped: str | None = None
+    started = time.monotonic()
+    with contextlib.ExitStack() as resources:
+        # a stoppable search runs its trials in workers even with one job, so Ctrl-C does not
+        # wait for a trial's replays to finish
+        pool = (
+            resources.enter_context(_workers(workers)) if workers > 1 or stop is not None else None
+        )
+        if bar is not None:
+            resources.callback(bar.close)
         done = replays = 0
         while done < trials:
+            if stop is not None and stop.is_set():
+                stopped = "interrupted"
+                break
+            if timeout is not None and done and time.monotonic() - started >= timeout:
+                stopped = "timeout"
+                break
             batch = [study.ask() for _ in range(min(workers, trials - done))]
             jobs_list: list[tuple[dict[str, float], float | None, float]] = []
             kept = [t for t in study.trials if t.user_attrs.get("excess", 1.0) <= 0]
@@ -958,10 +1023,14 @@ def tune(
                             p.name, p.low, p.high, log=p.log and p.low > 0
                         )
                 jobs_list.append((params, start_target, bound))
-            if pool is not None:
-                fits = list(pool.map(_trial, jobs_list))
-            else:
-                fits = [_trial(job) for job in jobs_list]
+            fits = (
+                _map(pool, _trial, jobs_list, stop)
+                if pool is not None
+                else [_trial(job) for job in jobs_list]
+            )
+            if fits is None:  # stopped: the batch's trials are dropped, never told
+                stopped = "interrupted"
+                break
             for trial, fit in zip(batch, fits, strict=True):
                 trial.set_user_attr("violationMinutes", fit.violations)
                 trial.set_user_attr("excess", fit.violations - budget)
@@ -974,12 +1043,19 @@ def tune(
             done += len(batch)
             if bar is not None:
                 bar.update(len(batch))
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        if bar is not None:
-            bar.close()
 
+    if stopped is not None:
+        if done == 0:
+            raise TuneInterrupted("the search was stopped before any trial finished")
+        notes.append(
+            f"the search stopped after {done} of {trials} trials ("
+            + (
+                "interrupted"
+                if stopped == "interrupted"
+                else f"the time limit of {timeout:g} s; the trials running then finished"
+            )
+            + "): the best is the best of those"
+        )
     finished = [t for t in study.trials if t.value is not None]
     feasible = [t for t in finished if t.user_attrs["excess"] <= 0]
     if feasible:
@@ -1010,7 +1086,9 @@ def tune(
     # the trade-off: the same policy with its first target (or step scale) moved
     knob = next((p for p in space if p.name in ("target", "stepScale")), None)
     points: list[TradeoffPoint] = []
-    if tradeoff and knob is not None and knob.name in params:
+    if stopped == "interrupted":
+        notes.append("the trade-off was skipped: the search was interrupted")
+    elif tradeoff and knob is not None and knob.name in params:
         chosen = float(params[knob.name])
         values = [v for v in tradeoff_values(knob, chosen) if v != chosen]
         _CTX.update(
@@ -1021,8 +1099,8 @@ def tune(
             test_initial=test_initial,
         )
         if workers > 1 and len(values) > 1:
-            with ProcessPoolExecutor(min(workers, len(values)), mp_context=_FORK) as points_pool:
-                scored = list(points_pool.map(_tradeoff_point, values))
+            with _workers(min(workers, len(values))) as points_pool:
+                scored = points_pool.map(_tradeoff_point, values, chunksize=1)
         else:
             scored = [_tradeoff_point(v) for v in values]
         points = [
@@ -1032,7 +1110,9 @@ def tune(
         points.sort(key=lambda p: p.value)
     return TuneResult(
         scenario=scenario,
-        trials=trials,
+        trials=done,
+        trials_requested=trials,
+        stopped=stopped,
         replays=replays,
         fit_target=fitted is not None,
         seed=seed,

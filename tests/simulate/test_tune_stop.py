@@ -1,0 +1,152 @@
+"""Stopping a tune early: `--timeout` and Ctrl-C keep the trials that finished.
+
+The Ctrl-C cases run the real `gemini tune` in its own session and send SIGINT to the whole
+process group, as a terminal does: the workers ignore it, the parent drops the batch in
+progress, scores the best trial so far, writes it and exits 130; with no trial finished it
+writes nothing. Either way no worker outlives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gemini.cli import app
+from gemini.simulate.scenario import load_scenario
+from gemini.simulate.tuner import TuneInterrupted, tune
+from tests.simulate.helpers import daily_wave, write_scenario
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_time_limit_keeps_the_batches_that_finished(tmp_path: Path) -> None:
+    """At least one batch runs; the result is the search of that many trials, told so."""
+    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2}))
+    stopped = tune(sc, trials=50, seed=5, jobs=1, timeout=0, tradeoff=False)
+    assert (stopped.trials, stopped.trials_requested, stopped.stopped) == (1, 50, "timeout")
+    assert any("stopped after 1 of 50 trials (the time limit of 0 s" in n for n in stopped.notes)
+    whole = tune(sc, trials=1, seed=5, jobs=1, tradeoff=False)
+    assert stopped.params == whole.params and stopped.replays == whole.replays
+    data = stopped.to_dict()
+    assert (data["trials"], data["trialsRequested"], data["stopped"]) == (1, 50, "timeout")
+    assert "stopped" not in whole.to_dict() and whole.to_dict()["trialsRequested"] == 1
+
+
+def test_a_stop_before_any_trial_finished_has_nothing_to_report(tmp_path: Path) -> None:
+    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2}))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(TuneInterrupted, match="before any trial finished"):
+        tune(sc, trials=4, seed=0, jobs=1, stop=stop)
+
+
+def test_the_cli_takes_a_time_limit(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, tune={"decimate": 2})
+    out = tmp_path / "t.json"
+    result = CliRunner().invoke(
+        app,
+        ["tune", str(path), "--trials", "30", "--jobs", "1", "--timeout", "0", "--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert (data["trials"], data["trialsRequested"], data["stopped"]) == (1, 30, "timeout")
+    assert "1 of 30 trials (timeout)" in result.stdout
+
+
+def _tune_in_its_own_session(
+    tmp_path: Path, trials: int, days: int
+) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    """`gemini tune` on a trace of `days` days (two weeks: replays of seconds each); its stdout
+    goes to `tmp_path/stdout`, its stderr to the list, read by the thread (until every process
+    holding the pipe has exited)."""
+    path = write_scenario(tmp_path, daily_wave(hours=24 * days))
+    outputs = ["--json", str(tmp_path / "t.json"), "--out-policy", str(tmp_path / "best.yaml")]
+    with (tmp_path / "stdout").open("w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gemini", "tune", str(path), "--trials", str(trials), *outputs],
+            cwd=REPO,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    err: list[str] = []
+    assert proc.stderr is not None
+    stream = proc.stderr
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: stream.read(1), "")))
+    reader.start()
+    return proc, err, reader
+
+
+def _wait_for(err: list[str], pattern: str, proc: subprocess.Popen[str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not re.search(pattern, "".join(err)):
+        assert proc.poll() is None, "".join(err)
+        assert time.monotonic() < deadline, f"no {pattern!r} in {''.join(err)!r}"
+        time.sleep(0.05)
+
+
+def _no_process_left(session: int) -> bool:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getsid(int(pid)) == session:
+                return False
+        except OSError:
+            continue
+    return True
+
+
+@pytest.mark.parametrize(
+    ("days", "after", "written"),
+    [
+        pytest.param(14, r" 0/40 ", False, id="before-any-trial-finished"),
+        pytest.param(2, r" [1-9]/40 ", True, id="after-some-trials"),
+    ],
+)
+def test_ctrl_c_keeps_the_trials_done_and_leaves_no_worker(
+    tmp_path: Path, days: int, after: str, written: bool
+) -> None:
+    proc, err, reader = _tune_in_its_own_session(tmp_path, 40, days)
+    try:
+        _wait_for(err, after, proc, 120)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "a process still holds the tune's stderr"
+    assert proc.stderr is not None
+    proc.stderr.close()
+    text, out = "".join(err), (tmp_path / "stdout").read_text()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text
+    deadline = time.monotonic() + 10
+    while not _no_process_left(proc.pid):  # the workers are terminated, not orphaned
+        assert time.monotonic() < deadline, "a worker outlived the tune"
+        time.sleep(0.1)
+    if not written:
+        assert "interrupted: the search was stopped before any trial finished; nothing" in text
+        assert not (tmp_path / "t.json").exists() and not (tmp_path / "best.yaml").exists()
+        return
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["stopped"] == "interrupted" and 1 <= data["trials"] < 40
+    assert data["trialsRequested"] == 40 and "tradeoff" not in data
+    assert f"stopped after {data['trials']} of 40 trials (interrupted)" in text
+    assert f"{data['trials']} of 40 trials (interrupted)" in out
+    manifest = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert manifest["kind"] == "ScalingPolicy"
+    check = CliRunner().invoke(app, ["validate", str(tmp_path / "best.yaml")])
+    assert check.exit_code == 0, check.output
