@@ -21,6 +21,9 @@ from typing import Any
 from gemini.errors import SpecError
 from gemini.policy.decision import Decision
 
+# `gemini simulate` shows a progress bar once a replay has run this long
+PROGRESS_DELAY_SECONDS = 2.0
+
 
 def _problems(path: Path, exc: SpecError) -> int:
     for where, message in exc.problems:
@@ -196,14 +199,31 @@ def simulate_command(
             for h in hooks:
                 h(d)
 
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    # on stderr, and only for a replay long enough to wait for
+    bar = tqdm(
+        total=0,
+        desc=f"simulate {sc.name}",
+        unit="step",
+        unit_scale=True,
+        delay=PROGRESS_DELAY_SECONDS,
+        file=sys.stderr,
+    )
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     try:
-        outcome = simulate(sc, on_decision=on_decision)
+        outcome = simulate(sc, on_decision=on_decision, progress=progress)
         if writer is not None:
             writer.flush()
     except Exception as exc:
         print(f"{scenario}: simulation failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        bar.close()
         if fh is not None:
             fh.close()
         if store is not None:

@@ -237,6 +237,10 @@ class ModelReader:
         return out
 
 
+# how many steps a replay runs between two calls of its `progress` callback
+PROGRESS_STEPS = 4096
+
+
 @dataclass(slots=True)
 class Run:
     """The per-step record of one replay (or baseline), ready for scoring and charts."""
@@ -275,8 +279,10 @@ def replay(
     on_decision: Callable[[Decision], None] | None = None,
     kind: str = "policy",
     name: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Run:
-    """Run one policy over the grid through `gemini.loop.tick`, closed loop."""
+    """Run one policy over the grid through `gemini.loop.tick`, closed loop. `progress` is
+    called with the number of steps replayed, every PROGRESS_STEPS steps and at the end."""
     model = model_spec.build(initial)
     scaler = SimulatedScaler(model)
     reader = ModelReader(model, mapping, delay_seconds=delay_seconds, sample_seconds=sample_seconds)
@@ -298,24 +304,29 @@ def replay(
     current = model.count
     advance, sample, ready_capacity = model.advance, reader.sample, model.ready_capacity
     set_clock, fromtimestamp = clock.set, datetime.fromtimestamp
-    for k in range(n):
-        t = t0 + k * step
-        load = demand[k]
-        advance(t, prev_load)
-        sample(t, load)
-        if k % every == 0:
-            now = fromtimestamp(t, UTC)
-            set_clock(now)
-            state = tick(policy, state, reader=reader, scaler=scaler, now=now, sink=sink).state
-            after = model.count
-            if after != current:
-                events.append((t, after - current))
-                current = after
-        count[k] = current
-        ready_cap[k] = ready_capacity(t)
-        if age is not None:
-            age[k] = model.observe("oldestUnackedAgeSeconds", load, t)
-        prev_load = load
+    chunk = max(n, 1) if progress is None else PROGRESS_STEPS
+    for first in range(0, n, chunk):
+        last = min(n, first + chunk)
+        for k in range(first, last):
+            t = t0 + k * step
+            load = demand[k]
+            advance(t, prev_load)
+            sample(t, load)
+            if k % every == 0:
+                now = fromtimestamp(t, UTC)
+                set_clock(now)
+                state = tick(policy, state, reader=reader, scaler=scaler, now=now, sink=sink).state
+                after = model.count
+                if after != current:
+                    events.append((t, after - current))
+                    current = after
+            count[k] = current
+            ready_cap[k] = ready_capacity(t)
+            if age is not None:
+                age[k] = model.observe("oldestUnackedAgeSeconds", load, t)
+            prev_load = load
+        if progress is not None:
+            progress(last - first)
     return Run(
         name or policy.metadata.name,
         kind,

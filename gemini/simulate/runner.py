@@ -85,6 +85,7 @@ def run_policy(
     initial: int | None = None,
     on_decision: Callable[[Decision], None] | None = None,
     kind: str = "policy",
+    progress: Callable[[int], None] | None = None,
 ) -> Run:
     m = scenario.spec.metrics
     start = scenario.model.initial if initial is None else initial
@@ -102,6 +103,7 @@ def run_policy(
         initial=start,
         on_decision=on_decision,
         kind=kind,
+        progress=progress,
     )
 
 
@@ -121,6 +123,7 @@ def baseline_runs(
     *,
     initial: int | None = None,
     on_decision: Callable[[Decision], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Run]:
     names = list(scenario.spec.baselines) if names is None else names
     slo = slo_of(scenario)
@@ -136,7 +139,13 @@ def baseline_runs(
             pol = hpa_default_policy(scenario, grid)
             out.append(
                 run_policy(
-                    scenario, pol, grid, initial=initial, on_decision=on_decision, kind="baseline"
+                    scenario,
+                    pol,
+                    grid,
+                    initial=initial,
+                    on_decision=on_decision,
+                    kind="baseline",
+                    progress=progress,
                 )
             )
     return out
@@ -183,13 +192,27 @@ def simulate(
     *,
     on_decision: Callable[[Decision], None] | None = None,
     step: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """Every policy, then every baseline, on one grid."""
+    """Every policy, then every baseline, on one grid. `progress(done, total)`: steps replayed
+    so far and in all (the policies and `hpa-default`; the other baselines are computed
+    directly), every few thousand steps."""
     started = time.perf_counter()
     grid = grid_of(scenario, step)
+    advance: Callable[[int], None] | None = None
+    if progress is not None:
+        replayed = len(scenario.policies) + ("hpa-default" in scenario.spec.baselines)
+        total, done = replayed * len(grid), 0
+        report = progress
+
+        def advance(steps: int) -> None:
+            nonlocal done
+            done += steps
+            report(done, total)
+
     runs: list[Run] = []
     for policy in scenario.policies:
-        runs.append(run_policy(scenario, policy, grid, on_decision=on_decision))
-    runs.extend(baseline_runs(scenario, grid, on_decision=on_decision))
+        runs.append(run_policy(scenario, policy, grid, on_decision=on_decision, progress=advance))
+    runs.extend(baseline_runs(scenario, grid, on_decision=on_decision, progress=advance))
     scores = [score_run(scenario, r) for r in runs]
     return Outcome(scenario, grid, runs, scores, time.perf_counter() - started)

@@ -15,7 +15,7 @@ from gemini.policy.decision import Decision
 from gemini.simulate.commands import simulate_command, tune_command
 from gemini.simulate.scoring import violations
 from tests.conftest import trace_path
-from tests.simulate.helpers import CONTRACT_RESULT_KEYS, policy_doc, write_scenario
+from tests.simulate.helpers import CONTRACT_RESULT_KEYS, daily_wave, policy_doc, write_scenario
 
 RESULT_KEYS = CONTRACT_RESULT_KEYS | {"sloViolationShare", "flaps", "oracleRatio"}
 
@@ -275,3 +275,36 @@ def test_tune_starts_from_hpa_defaults_so_it_never_loses_to_them_on_train(tmp_pa
     hpa = res.baselines["hpa-default"]["train"]
     if res.feasible:
         assert res.train.capacity_hours <= hpa.capacity_hours + 1e-9
+
+
+def test_simulate_reports_progress_without_changing_the_replay(tmp_path: Path) -> None:
+    """`progress(done, total)` counts every replayed step (the policy and hpa-default; the other
+    baselines are computed directly), a few thousand at a time; the runs are the same."""
+    from gemini.simulate.replay import PROGRESS_STEPS
+    from gemini.simulate.runner import simulate
+    from gemini.simulate.scenario import load_scenario
+
+    sc = load_scenario(write_scenario(tmp_path, daily_wave(hours=24)))
+    calls: list[tuple[int, int]] = []
+    shown = simulate(sc, progress=lambda done, total: calls.append((done, total)))
+    plain = simulate(sc)
+    steps = len(plain.grid)
+    assert steps > PROGRESS_STEPS  # several calls per run
+    assert {total for _, total in calls} == {2 * steps}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == 2 * steps and len(done) >= 4
+    assert [r.count for r in shown.runs] == [r.count for r in plain.runs]
+    assert [s.to_dict() for s in shown.scores] == [s.to_dict() for s in plain.scores]
+
+
+def test_simulate_shows_a_progress_bar_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gemini.simulate.commands as commands
+
+    monkeypatch.setattr(commands, "PROGRESS_DELAY_SECONDS", 0.0)  # shown at once
+    path = write_scenario(tmp_path)
+    assert simulate_command(path, None, None, None, None) == 0
+    captured = capsys.readouterr()
+    assert "simulate synthetic: 100%" in captured.err
+    assert "simulate synthetic" not in captured.out  # the table alone on stdout
