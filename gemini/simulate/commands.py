@@ -25,6 +25,11 @@ from gemini.policy.decision import Decision
 PROGRESS_DELAY_SECONDS = 2.0
 
 
+def _interactive() -> bool:
+    """Whether stderr is a terminal (someone is watching)."""
+    return sys.stderr.isatty()
+
+
 def _problems(path: Path, exc: SpecError) -> int:
     for where, message in exc.problems:
         print(f"{path}: {where}: {message}" if where else f"{path}: {message}", file=sys.stderr)
@@ -201,7 +206,8 @@ def simulate_command(
 
     from tqdm import tqdm  # type: ignore[import-untyped]
 
-    # on stderr, and only for a replay long enough to wait for
+    # on a terminal's stderr, and only for a replay long enough to wait for (a script reading
+    # stderr gets the problems alone)
     bar = tqdm(
         total=0,
         desc=f"simulate {sc.name}",
@@ -209,6 +215,7 @@ def simulate_command(
         unit_scale=True,
         delay=PROGRESS_DELAY_SECONDS,
         file=sys.stderr,
+        disable=not _interactive(),
     )
 
     def progress(done: int, total: int) -> None:

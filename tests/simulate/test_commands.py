@@ -297,13 +297,17 @@ def test_simulate_reports_progress_without_changing_the_replay(tmp_path: Path) -
     assert [s.to_dict() for s in shown.scores] == [s.to_dict() for s in plain.scores]
 
 
-def test_simulate_shows_a_progress_bar_on_stderr(
+def test_simulate_shows_a_progress_bar_on_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On a terminal only: a script reading stderr gets the problems alone."""
     import gemini.simulate.commands as commands
 
     monkeypatch.setattr(commands, "PROGRESS_DELAY_SECONDS", 0.0)  # shown at once
     path = write_scenario(tmp_path)
+    assert simulate_command(path, None, None, None, None) == 0
+    assert "simulate synthetic" not in capsys.readouterr().err  # not a terminal
+    monkeypatch.setattr(commands, "_interactive", lambda: True)
     assert simulate_command(path, None, None, None, None) == 0
     captured = capsys.readouterr()
     assert "simulate synthetic: 100%" in captured.err
