@@ -170,8 +170,9 @@ def tune(
         typer.Option(
             "--timeout",
             min=0,
-            help="Start no trials after this many seconds (the running ones finish); the "
-            "best so far is reported and written. Ctrl-C does the same at once (exit 130).",
+            help="Start no trials after this many seconds (the running ones finish, then the "
+            "best is scored and written, with the trade-off). Ctrl-C stops at once: the "
+            "running trials are dropped, the trade-off skipped, the best written, exit 130.",
         ),
     ] = None,
 ) -> None:

@@ -301,7 +301,7 @@ def tune_command(
     timeout: float | None = None,
 ) -> int:
     from gemini.simulate.scenario import load_scenario
-    from gemini.simulate.tuner import TuneInterrupted, tune, write_manifest
+    from gemini.simulate.tuner import TuneInterrupted, tune
 
     try:
         sc = load_scenario(scenario)
@@ -320,15 +320,20 @@ def tune_command(
             f"{scenario}: policies: tune needs at least one policy to start from", file=sys.stderr
         )
         return 1
+    if timeout is not None and not timeout >= 0:  # NaN too
+        print(f"--timeout: {timeout:g} is not a number of seconds >= 0", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def interrupted(signum: int, frame: Any) -> None:
-        # the first Ctrl-C stops the search and keeps what it found; a second one aborts
+        # the first Ctrl-C stops the search and keeps what it found; a second one aborts.
+        # os.write, not print: the handler may run while the progress bar is writing
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print(
-            f"{scenario}: interrupted: scoring the best trial so far (Ctrl-C again to abort)",
-            file=sys.stderr,
+        os.write(
+            sys.stderr.fileno(),
+            f"\n{scenario}: interrupted: scoring the best trial so far (Ctrl-C again to "
+            "abort)\n".encode(),
         )
 
     try:
@@ -336,14 +341,41 @@ def tune_command(
             result = tune(
                 sc, trials=trials, seed=seed, jobs=jobs, progress=True, timeout=timeout, stop=stop
             )
+            code = _report_tune(scenario, result, trials, seed, json_out, out_policy)
     except SpecError as exc:
         return _problems(scenario, exc)
     except TuneInterrupted as exc:
         print(f"{scenario}: interrupted: {exc}; nothing written", file=sys.stderr)
         return INTERRUPTED
     except KeyboardInterrupt:
-        print(f"{scenario}: aborted; nothing written", file=sys.stderr)
+        print(f"{scenario}: aborted; no output file written in part", file=sys.stderr)
         return INTERRUPTED
+    return INTERRUPTED if code == 0 and stop.is_set() else code
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """`text` into `path` whole or not at all (a Ctrl-C or a full disk leaves the old file)."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        part.write_text(text)
+        os.replace(part, path)
+    except OSError as exc:  # named after the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _report_tune(
+    scenario: Path,
+    result: Any,
+    trials: int,
+    seed: int,
+    json_out: Path | None,
+    out_policy: Path | None,
+) -> int:
+    """The tune's notes, tables and output files."""
+    from gemini.simulate.tuner import manifest_yaml
+
     for note in result.notes:
         print(f"{scenario}: note: {note}", file=sys.stderr)
     data = result.to_dict()
@@ -375,10 +407,10 @@ def tune_command(
         )
     try:
         if json_out is not None:
-            json_out.write_text(json.dumps(data, indent=2) + "\n")
+            _write_whole(json_out, json.dumps(data, indent=2) + "\n")
         if out_policy is not None:
-            write_manifest(result.policy, out_policy)
+            _write_whole(out_policy, manifest_yaml(result.policy))
     except OSError as exc:
         print(f"{exc.filename}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    return INTERRUPTED if result.stopped == "interrupted" else 0
+    return 0

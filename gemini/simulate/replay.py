@@ -282,7 +282,8 @@ def replay(
     progress: Callable[[int], None] | None = None,
 ) -> Run:
     """Run one policy over the grid through `gemini.loop.tick`, closed loop. `progress` is
-    called with the number of steps replayed, every PROGRESS_STEPS steps and at the end."""
+    called every PROGRESS_STEPS steps and at the end, with the steps replayed since its
+    previous call."""
     model = model_spec.build(initial)
     scaler = SimulatedScaler(model)
     reader = ModelReader(model, mapping, delay_seconds=delay_seconds, sample_seconds=sample_seconds)

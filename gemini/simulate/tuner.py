@@ -573,32 +573,57 @@ class TuneInterrupted(Exception):
     """The search was stopped before any trial finished: there is nothing to report."""
 
 
-def _ignore_sigint() -> None:
+def _quiet_worker() -> None:
     """Workers leave Ctrl-C to the parent (the terminal sends it to the whole process group):
-    the parent decides what to keep, then terminates them."""
+    the parent decides what to keep, then terminates them. They are forked with SIGINT
+    blocked, so none runs the parent's handler before it ignores the signal here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+class _Workers:
+    """`n` forked worker processes (the search's context inherited through `_CTX`)."""
+
+    def __init__(self, n: int) -> None:
+        before = set(multiprocessing.active_children())
+        # blocked while forking: the pool's handler thread, which forks replacements, keeps
+        # the mask too
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._pool = _FORK.Pool(n, initializer=_quiet_worker)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        self._procs = [p for p in multiprocessing.active_children() if p not in before]
+
+    def map(self, fn: Callable[[Any], Any], jobs: list[Any], stop: threading.Event | None) -> Any:
+        """`fn` over `jobs`, in order; None when `stop` is set before they all finish.
+        RuntimeError when a worker died (killed, out of memory): its job would never finish."""
+        pending = self._pool.map_async(fn, jobs, chunksize=1)
+        while not pending.ready():
+            pending.wait(_POLL_SECONDS)
+            if stop is not None and stop.is_set() and not pending.ready():
+                return None
+            dead = [p for p in self._procs if p.exitcode is not None]
+            if dead and not pending.ready():
+                raise RuntimeError(
+                    f"a tune worker process died (pid {dead[0].pid}, exit code "
+                    f"{dead[0].exitcode}): out of memory, or killed?"
+                )
+        return pending.get()
+
+    def close(self) -> None:
+        """Terminate the workers (a stopped search does not wait for the replays it gave up)."""
+        self._pool.terminate()
+        self._pool.join()
 
 
 @contextlib.contextmanager
-def _workers(n: int) -> Iterator[Any]:
-    """A pool of `n` forked workers, terminated on leaving (a stopped search does not wait for
-    the replays it gave up on)."""
-    pool = _FORK.Pool(n, initializer=_ignore_sigint)
+def _workers(n: int) -> Iterator[_Workers]:
+    workers = _Workers(n)
     try:
-        yield pool
+        yield workers
     finally:
-        pool.terminate()
-        pool.join()
-
-
-def _map(pool: Any, fn: Callable[[Any], Any], jobs: list[Any], stop: threading.Event | None) -> Any:
-    """`fn` over `jobs` in `pool`; None when `stop` is set before they all finish."""
-    pending = pool.map_async(fn, jobs, chunksize=1)
-    while not pending.ready():
-        pending.wait(_POLL_SECONDS)
-        if stop is not None and stop.is_set() and not pending.ready():
-            return None
-    return pending.get()
+        workers.close()
 
 
 def _evaluate(params: dict[str, float]) -> tuple[float, float]:
@@ -883,10 +908,12 @@ def tune(
 ) -> TuneResult:
     """Search the policy's parameters (`trials` trials, `jobs` workers, seeded).
 
-    `timeout` (seconds): start no batch of trials after it (the running ones finish; at least
-    one batch runs). `stop`: when set, the search drops the batch in progress and finishes with
-    the trials done (the trade-off is skipped); TuneInterrupted when none had finished. Either
-    way a note says so, and `trials` in the result counts the trials that finished."""
+    `timeout` (seconds from the call): start no batch of trials after it (the running ones
+    finish; at least one batch runs; the final scores and the trade-off come on top). `stop`:
+    once set, the search drops the batch in progress and finishes with the trials done, without
+    the trade-off; TuneInterrupted when none had finished. Either way a note says so, `stopped`
+    says why, and `trials` in the result counts the trials that finished."""
+    started = time.monotonic()
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -986,7 +1013,8 @@ def tune(
         bar = tqdm(total=trials, desc=f"tune {scenario.name}", unit="trial")
     workers = max(1, min(jobs, os.cpu_count() or 1))
     stopped: str | None = None
-    started = time.monotonic()
+    if stop is not None and stop.is_set():  # during the baselines: no pool to fork
+        raise TuneInterrupted("the search was stopped before any trial finished")
     with contextlib.ExitStack() as resources:
         # a stoppable search runs its trials in workers even with one job, so Ctrl-C does not
         # wait for a trial's replays to finish
@@ -1024,7 +1052,7 @@ def tune(
                         )
                 jobs_list.append((params, start_target, bound))
             fits = (
-                _map(pool, _trial, jobs_list, stop)
+                pool.map(_trial, jobs_list, stop)
                 if pool is not None
                 else [_trial(job) for job in jobs_list]
             )
@@ -1044,7 +1072,9 @@ def tune(
             if bar is not None:
                 bar.update(len(batch))
 
-    if stopped is not None:
+    if stopped is None and stop is not None and stop.is_set():
+        stopped = "interrupted"  # after the last batch: every trial finished
+    elif stopped is not None:
         if done == 0:
             raise TuneInterrupted("the search was stopped before any trial finished")
         notes.append(
@@ -1086,8 +1116,9 @@ def tune(
     # the trade-off: the same policy with its first target (or step scale) moved
     knob = next((p for p in space if p.name in ("target", "stepScale")), None)
     points: list[TradeoffPoint] = []
-    if stopped == "interrupted":
-        notes.append("the trade-off was skipped: the search was interrupted")
+    if stopped == "interrupted" or (stop is not None and stop.is_set()):
+        stopped = "interrupted"
+        notes.append("the trade-off was skipped: the tune was interrupted")
     elif tradeoff and knob is not None and knob.name in params:
         chosen = float(params[knob.name])
         values = [v for v in tradeoff_values(knob, chosen) if v != chosen]
@@ -1098,16 +1129,21 @@ def tune(
             test=test,
             test_initial=test_initial,
         )
-        if workers > 1 and len(values) > 1:
+        scored: list[tuple[Score, Score]] | None
+        if (workers > 1 or stop is not None) and values:
             with _workers(min(workers, len(values))) as points_pool:
-                scored = points_pool.map(_tradeoff_point, values, chunksize=1)
+                scored = points_pool.map(_tradeoff_point, values, stop)
         else:
             scored = [_tradeoff_point(v) for v in values]
-        points = [
-            TradeoffPoint(v, tr, te, False) for v, (tr, te) in zip(values, scored, strict=True)
-        ]
-        points.append(TradeoffPoint(chosen, train_s, test_s, True))
-        points.sort(key=lambda p: p.value)
+        if scored is None:
+            stopped = "interrupted"
+            notes.append("the trade-off was skipped: the tune was interrupted")
+        else:
+            points = [
+                TradeoffPoint(v, tr, te, False) for v, (tr, te) in zip(values, scored, strict=True)
+            ]
+            points.append(TradeoffPoint(chosen, train_s, test_s, True))
+            points.sort(key=lambda p: p.value)
     return TuneResult(
         scenario=scenario,
         trials=done,
@@ -1144,8 +1180,12 @@ def tune(
     )
 
 
-def write_manifest(policy: ScalingPolicy, path: str | Path) -> None:
+def manifest_yaml(policy: ScalingPolicy) -> str:
     """The manifest as YAML, ready for `kubectl apply` (and `gemini validate`)."""
     doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
     doc.pop("status", None)
-    Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write_manifest(policy: ScalingPolicy, path: str | Path) -> None:
+    Path(path).write_text(manifest_yaml(policy))

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from gemini.cli import app
 from gemini.simulate.scenario import load_scenario
-from gemini.simulate.tuner import TuneInterrupted, tune
+from gemini.simulate.tuner import TuneInterrupted, _workers, tune
 from tests.simulate.helpers import daily_wave, write_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +40,30 @@ def test_a_time_limit_keeps_the_batches_that_finished(tmp_path: Path) -> None:
     data = stopped.to_dict()
     assert (data["trials"], data["trialsRequested"], data["stopped"]) == (1, 50, "timeout")
     assert "stopped" not in whole.to_dict() and whole.to_dict()["trialsRequested"] == 1
+
+
+def test_a_time_limit_in_parallel_keeps_one_batch_of_jobs_trials(tmp_path: Path) -> None:
+    sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2}))
+    stopped = tune(sc, trials=50, seed=5, jobs=2, timeout=0, tradeoff=False)
+    assert (stopped.trials, stopped.stopped) == (2, "timeout")
+    assert stopped.params == tune(sc, trials=2, seed=5, jobs=2, tradeoff=False).params
+
+
+def _die(code: int) -> int:
+    os._exit(code)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.timeout(60)  # without the check, this hangs
+def test_a_worker_that_dies_stops_the_tune_instead_of_hanging_it() -> None:
+    """A pool never finishes a job whose worker was killed (out of memory): it must say so."""
+    with _workers(2) as pool:
+        assert pool.map(_square, [1, 2, 3], None) == [1, 4, 9]
+        with pytest.raises(RuntimeError, match=r"tune worker process died .*exit code 3"):
+            pool.map(_die, [3], None)
 
 
 def test_a_stop_before_any_trial_finished_has_nothing_to_report(tmp_path: Path) -> None:
@@ -112,7 +136,7 @@ def _no_process_left(session: int) -> bool:
     ("days", "after", "written"),
     [
         pytest.param(14, r" 0/40 ", False, id="before-any-trial-finished"),
-        pytest.param(2, r" [1-9]/40 ", True, id="after-some-trials"),
+        pytest.param(2, r" ([1-9]|[1-3]\d)/40 ", True, id="after-some-trials"),
     ],
 )
 def test_ctrl_c_keeps_the_trials_done_and_leaves_no_worker(
@@ -150,3 +174,27 @@ def test_ctrl_c_keeps_the_trials_done_and_leaves_no_worker(
     assert manifest["kind"] == "ScalingPolicy"
     check = CliRunner().invoke(app, ["validate", str(tmp_path / "best.yaml")])
     assert check.exit_code == 0, check.output
+
+
+def test_ctrl_c_after_the_search_skips_the_rest_of_the_tradeoff(tmp_path: Path) -> None:
+    """Every trial finished; a Ctrl-C while the best is scored or its trade-off replayed still
+    stops the command: no trade-off, exit 130, the outputs written whole."""
+    proc, err, reader = _tune_in_its_own_session(tmp_path, 2, 4)
+    try:
+        _wait_for(err, r" 2/2 ", proc, 120)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=30)
+    assert proc.stderr is not None
+    proc.stderr.close()
+    text = "".join(err)
+    assert proc.returncode == 130, text
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert (data["trials"], data["stopped"]) == (2, "interrupted")
+    assert "tradeoff" not in data
+    assert "the trade-off was skipped: the tune was interrupted" in text
+    assert not list(tmp_path.glob(".*.part"))
+    assert yaml.safe_load((tmp_path / "best.yaml").read_text())["kind"] == "ScalingPolicy"
