@@ -16,10 +16,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gemini.errors import SpecError
 from gemini.policy.decision import Decision
+
+if TYPE_CHECKING:
+    from gemini.simulate.tuner import TuneResult
 
 # `gemini simulate` shows a progress bar once a replay has run this long
 PROGRESS_DELAY_SECONDS = 2.0
@@ -348,7 +351,7 @@ def tune_command(
         print(f"{scenario}: interrupted: {exc}; nothing written", file=sys.stderr)
         return INTERRUPTED
     except KeyboardInterrupt:
-        print(f"{scenario}: aborted; no output file written in part", file=sys.stderr)
+        print(f"{scenario}: aborted (each output file is whole or untouched)", file=sys.stderr)
         return INTERRUPTED
     return INTERRUPTED if code == 0 and stop.is_set() else code
 
@@ -367,7 +370,7 @@ def _write_whole(path: Path, text: str) -> None:
 
 def _report_tune(
     scenario: Path,
-    result: Any,
+    result: TuneResult,
     trials: int,
     seed: int,
     json_out: Path | None,

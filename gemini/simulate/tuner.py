@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -1185,7 +1184,3 @@ def manifest_yaml(policy: ScalingPolicy) -> str:
     doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
     doc.pop("status", None)
     return yaml.safe_dump(doc, sort_keys=False)
-
-
-def write_manifest(policy: ScalingPolicy, path: str | Path) -> None:
-    Path(path).write_text(manifest_yaml(policy))
