@@ -44,9 +44,10 @@ def test_a_time_limit_keeps_the_batches_that_finished(tmp_path: Path) -> None:
 
 def test_a_time_limit_in_parallel_keeps_one_batch_of_jobs_trials(tmp_path: Path) -> None:
     sc = load_scenario(write_scenario(tmp_path, tune={"decimate": 2}))
+    workers = min(2, os.cpu_count() or 1)  # the tuner uses no more workers than cores
     stopped = tune(sc, trials=50, seed=5, jobs=2, timeout=0, tradeoff=False)
-    assert (stopped.trials, stopped.stopped) == (2, "timeout")
-    assert stopped.params == tune(sc, trials=2, seed=5, jobs=2, tradeoff=False).params
+    assert (stopped.trials, stopped.stopped) == (workers, "timeout")
+    assert stopped.params == tune(sc, trials=workers, seed=5, jobs=2, tradeoff=False).params
 
 
 def _die(code: int) -> int:
