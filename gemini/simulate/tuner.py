@@ -258,10 +258,9 @@ def starting_points(policy: ScalingPolicy, space: list[Param]) -> list[dict[str,
     """First trials (anchors): HPA's defaults (the hpa-default baseline, when the policy
     tracks utilization) with the policy's own targets for value metrics and further metrics
     (and its own steps, `stepScale` 1, for step scaling), inside the declared ranges; then two
-    variants of it (smoothed; following the load without
-    stabilisation or tolerance), and with `floorFactor` in the space the last on the learned
-    floor at 1x. With a fitted target, the tuner drops `target` from them and
-    starts its line search there."""
+    variants of it (smoothed; following the load without stabilisation or tolerance), and with
+    `floorFactor` in the space the last on the learned floor at 1x. With a fitted target, the
+    tuner drops `target` from them and starts its line search there."""
     bounds = {p.name: p for p in space}
     metric = policy.spec.metrics[0]
     start: dict[str, float] = {}
@@ -1071,9 +1070,7 @@ def tune(
             if bar is not None:
                 bar.update(len(batch))
 
-    if stopped is None and stop is not None and stop.is_set():
-        stopped = "interrupted"  # after the last batch: every trial finished
-    elif stopped is not None:
+    if stopped is not None:  # (a stop after the last batch is the trade-off's business)
         if done == 0:
             raise TuneInterrupted("the search was stopped before any trial finished")
         notes.append(
@@ -1115,10 +1112,9 @@ def tune(
     # the trade-off: the same policy with its first target (or step scale) moved
     knob = next((p for p in space if p.name in ("target", "stepScale")), None)
     points: list[TradeoffPoint] = []
-    if stopped == "interrupted" or (stop is not None and stop.is_set()):
-        stopped = "interrupted"
-        notes.append("the trade-off was skipped: the tune was interrupted")
-    elif tradeoff and knob is not None and knob.name in params:
+    # skipped once stopped: during the search, while the best was scored, or while it runs
+    interrupted = stopped == "interrupted" or (stop is not None and stop.is_set())
+    if not interrupted and tradeoff and knob is not None and knob.name in params:
         chosen = float(params[knob.name])
         values = [v for v in tradeoff_values(knob, chosen) if v != chosen]
         _CTX.update(
@@ -1135,14 +1131,16 @@ def tune(
         else:
             scored = [_tradeoff_point(v) for v in values]
         if scored is None:
-            stopped = "interrupted"
-            notes.append("the trade-off was skipped: the tune was interrupted")
+            interrupted = True
         else:
             points = [
                 TradeoffPoint(v, tr, te, False) for v, (tr, te) in zip(values, scored, strict=True)
             ]
             points.append(TradeoffPoint(chosen, train_s, test_s, True))
             points.sort(key=lambda p: p.value)
+    if interrupted:
+        stopped = "interrupted"
+        notes.append("the trade-off was skipped: the tune was interrupted")
     return TuneResult(
         scenario=scenario,
         trials=done,

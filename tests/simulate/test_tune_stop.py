@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,12 +89,20 @@ def test_the_cli_takes_a_time_limit(tmp_path: Path) -> None:
     assert "1 of 30 trials (timeout)" in result.stdout
 
 
-def _tune_in_its_own_session(
-    tmp_path: Path, trials: int, days: int
-) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
-    """`gemini tune` on a trace of `days` days (two weeks: replays of seconds each); its stdout
-    goes to `tmp_path/stdout`, its stderr to the list, read by the thread (until every process
-    holding the pipe has exited)."""
+@dataclass
+class Stopped:
+    """What a `gemini tune` interrupted with Ctrl-C left: exit code, stderr, stdout."""
+
+    returncode: int
+    err: str
+    out: str
+
+
+def _ctrl_c_tune(tmp_path: Path, trials: int, days: int, after: str) -> Stopped:
+    """`gemini tune` on a trace of `days` days (two weeks: replays of seconds each), in its own
+    session; once its stderr matches `after`, SIGINT to the whole process group, as a terminal
+    sends Ctrl-C. Checks that no traceback is printed and that no process of the session (a
+    worker) is left behind."""
     path = write_scenario(tmp_path, daily_wave(hours=24 * days))
     outputs = ["--json", str(tmp_path / "t.json"), "--out-policy", str(tmp_path / "best.yaml")]
     with (tmp_path / "stdout").open("w") as stdout:
@@ -105,20 +114,33 @@ def _tune_in_its_own_session(
             text=True,
             start_new_session=True,
         )
+    # stderr is read by this thread alone, until every process holding the pipe has exited
     err: list[str] = []
     assert proc.stderr is not None
     stream = proc.stderr
     reader = threading.Thread(target=lambda: err.extend(iter(lambda: stream.read(1), "")))
     reader.start()
-    return proc, err, reader
-
-
-def _wait_for(err: list[str], pattern: str, proc: subprocess.Popen[str], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not re.search(pattern, "".join(err)):
-        assert proc.poll() is None, "".join(err)
-        assert time.monotonic() < deadline, f"no {pattern!r} in {''.join(err)!r}"
-        time.sleep(0.05)
+    try:
+        deadline = time.monotonic() + 120
+        while not re.search(after, "".join(err)):
+            assert proc.poll() is None, "".join(err)
+            assert time.monotonic() < deadline, f"no {after!r} in {''.join(err)!r}"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "a process still holds the tune's stderr"
+    stream.close()
+    text = "".join(err)
+    assert "Traceback" not in text
+    deadline = time.monotonic() + 10
+    while not _no_process_left(proc.pid):  # the workers are terminated, not orphaned
+        assert time.monotonic() < deadline, "a worker outlived the tune"
+        time.sleep(0.1)
+    return Stopped(proc.returncode, text, (tmp_path / "stdout").read_text())
 
 
 def _no_process_left(session: int) -> bool:
@@ -143,25 +165,9 @@ def _no_process_left(session: int) -> bool:
 def test_ctrl_c_keeps_the_trials_done_and_leaves_no_worker(
     tmp_path: Path, days: int, after: str, written: bool
 ) -> None:
-    proc, err, reader = _tune_in_its_own_session(tmp_path, 40, days)
-    try:
-        _wait_for(err, after, proc, 120)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    reader.join(timeout=30)
-    assert not reader.is_alive(), "a process still holds the tune's stderr"
-    assert proc.stderr is not None
-    proc.stderr.close()
-    text, out = "".join(err), (tmp_path / "stdout").read_text()
-    assert proc.returncode == 130, text
-    assert "Traceback" not in text
-    deadline = time.monotonic() + 10
-    while not _no_process_left(proc.pid):  # the workers are terminated, not orphaned
-        assert time.monotonic() < deadline, "a worker outlived the tune"
-        time.sleep(0.1)
+    run = _ctrl_c_tune(tmp_path, 40, days, after)
+    text = run.err
+    assert run.returncode == 130, text
     if not written:
         assert "interrupted: the search was stopped before any trial finished; nothing" in text
         assert not (tmp_path / "t.json").exists() and not (tmp_path / "best.yaml").exists()
@@ -170,7 +176,7 @@ def test_ctrl_c_keeps_the_trials_done_and_leaves_no_worker(
     assert data["stopped"] == "interrupted" and 1 <= data["trials"] < 40
     assert data["trialsRequested"] == 40 and "tradeoff" not in data
     assert f"stopped after {data['trials']} of 40 trials (interrupted)" in text
-    assert f"{data['trials']} of 40 trials (interrupted)" in out
+    assert f"{data['trials']} of 40 trials (interrupted)" in run.out
     manifest = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert manifest["kind"] == "ScalingPolicy"
     check = CliRunner().invoke(app, ["validate", str(tmp_path / "best.yaml")])
@@ -180,19 +186,9 @@ def test_ctrl_c_keeps_the_trials_done_and_leaves_no_worker(
 def test_ctrl_c_after_the_search_skips_the_rest_of_the_tradeoff(tmp_path: Path) -> None:
     """Every trial finished; a Ctrl-C while the best is scored or its trade-off replayed still
     stops the command: no trade-off, exit 130, the outputs written whole."""
-    proc, err, reader = _tune_in_its_own_session(tmp_path, 2, 4)
-    try:
-        _wait_for(err, r" 2/2 ", proc, 120)
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    reader.join(timeout=30)
-    assert proc.stderr is not None
-    proc.stderr.close()
-    text = "".join(err)
-    assert proc.returncode == 130, text
+    run = _ctrl_c_tune(tmp_path, 2, 4, r" 2/2 ")
+    text = run.err
+    assert run.returncode == 130, text
     data = json.loads((tmp_path / "t.json").read_text())
     assert (data["trials"], data["stopped"]) == (2, "interrupted")
     assert "tradeoff" not in data
