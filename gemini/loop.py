@@ -20,6 +20,7 @@ from gemini.policy.decision import Capacity, Decision, Reason, Step
 from gemini.policy.spec import Mode, ScalingPolicy
 from gemini.policy.state import PolicyState
 from gemini.scalers import ApplyResult, ApplyStatus, Scaler, TargetRef
+from gemini.series import Observation
 from gemini.values import fast_init
 
 
@@ -80,6 +81,35 @@ def requests_for(policy: ScalingPolicy) -> list[MetricRequest]:
     return list(_prepared(policy)[1])
 
 
+def _capacity(scaler: Scaler, ref: TargetRef, now: datetime) -> Capacity | ScaleError:
+    try:
+        return scaler.capacity(ref, now)
+    except ScaleError as exc:
+        return exc
+    except Exception as exc:  # unexpected: still only this policy's problem
+        return ScaleError(f"reading the target failed: {exc}", "TargetReadFailed")
+
+
+def _evaluate(
+    policy: ScalingPolicy,
+    state: PolicyState,
+    key: str,
+    cap: Capacity | ScaleError,
+    observations: Sequence[Observation],
+    scaler: Scaler,
+    now: datetime,
+    sink: DecisionSink | None,
+) -> TickResult:
+    """Decide, apply and record one policy whose capacity and observations were read."""
+    if isinstance(cap, ScaleError):
+        return TickResult(key, state, error=cap.reason, error_message=str(cap))
+    decision, new_state = engine.decide(policy.spec, state, observations, cap, now, policy=key)
+    decision, new_state, applied = _act(policy, decision, new_state, scaler, now, cap)
+    if sink is not None:
+        sink.record(decision)
+    return TickResult(key, new_state, decision, applied)
+
+
 def tick_batch(
     items: Sequence[tuple[ScalingPolicy, PolicyState]],
     *,
@@ -94,33 +124,19 @@ def tick_batch(
     spans: list[tuple[int, int]] = []
     for policy, _state in items:
         ref, reqs = _prepared(policy)
-        try:
-            capacities.append(scaler.capacity(ref, now))
-        except ScaleError as exc:
-            capacities.append(exc)
-        except Exception as exc:  # unexpected: still only this policy's problem
-            capacities.append(ScaleError(f"reading the target failed: {exc}", "TargetReadFailed"))
-        if isinstance(capacities[-1], ScaleError):
+        cap = _capacity(scaler, ref, now)
+        capacities.append(cap)
+        if isinstance(cap, ScaleError):
             spans.append((len(requests), len(requests)))
             continue
         spans.append((len(requests), len(requests) + len(reqs)))
         requests.extend(reqs)
 
     observations = reader.read(requests, now) if requests else []
-    results: list[TickResult] = []
-    for (policy, state), cap, (lo, hi) in zip(items, capacities, spans, strict=True):
-        if isinstance(cap, ScaleError):
-            results.append(TickResult(policy.key, state, error=cap.reason, error_message=str(cap)))
-            continue
-        key = policy.key
-        decision, new_state = engine.decide(
-            policy.spec, state, observations[lo:hi], cap, now, policy=key
-        )
-        decision, new_state, applied = _act(policy, decision, new_state, scaler, now, cap)
-        if sink is not None:
-            sink.record(decision)
-        results.append(TickResult(key, new_state, decision, applied))
-    return results
+    return [
+        _evaluate(policy, state, policy.key, cap, observations[lo:hi], scaler, now, sink)
+        for (policy, state), cap, (lo, hi) in zip(items, capacities, spans, strict=True)
+    ]
 
 
 def tick(
@@ -132,8 +148,13 @@ def tick(
     now: datetime,
     sink: DecisionSink | None = None,
 ) -> TickResult:
-    """Evaluate one policy once."""
-    return tick_batch([(policy, state)], reader=reader, scaler=scaler, now=now, sink=sink)[0]
+    """Evaluate one policy once: `tick_batch` of one, without its bookkeeping (the simulator
+    calls this on every step)."""
+    ref, reqs = _prepared(policy)
+    cap = _capacity(scaler, ref, now)
+    ok = reqs and not isinstance(cap, ScaleError)
+    observations = reader.read(reqs, now) if ok else []
+    return _evaluate(policy, state, ref.policy, cap, observations, scaler, now, sink)
 
 
 def _act(

@@ -91,6 +91,7 @@ class Resolved:
     # per metric: (target amount or None for step scaling, target type name)
     targets: tuple[tuple[float | None, str], ...] = ()
     target_text: str = ""
+    mode: str = ""  # spec.mode's value (an enum's .value is a slow property)
 
 
 _CACHE: dict[int, tuple[Spec, Resolved]] = {}
@@ -126,6 +127,7 @@ def resolve(spec: Spec) -> Resolved:
             for m in spec.metrics
         ),
         target_text=spec.target.describe(),
+        mode=spec.mode.value,
     )
     if len(_CACHE) > 4096:
         _CACHE.clear()

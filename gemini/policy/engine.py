@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from gemini.policy import behavior, replicas, schedule
 from gemini.policy.decision import Capacity, Decision, MetricResult, MetricStatus, Reason, Step
 from gemini.policy.spec import FallbackPolicy, Metric, Mode, Spec
-from gemini.policy.state import PolicyState, Recommendation, newer_than
+from gemini.policy.state import PolicyState, newer_than, remember
 from gemini.series import Observation
 
 _STATUS_REASON = {
@@ -56,7 +56,6 @@ _SCALE_UP, _SCALE_DOWN, _NO_CHANGE = (
 )
 _WITHIN_TOLERANCE = Reason.WITHIN_TOLERANCE.value
 _DESIRED_WITHIN_RANGE = Reason.DESIRED_WITHIN_RANGE.value
-_RATE_STAGES = frozenset({"rate", "guardrail"})
 # HPA's name for the same clip, listed right after gemini's more precise code so that readers
 # who know HPA's ScalingLimited reasons find them: a count outside [min, max] is too many / too
 # few replicas, and selectPolicy Disabled is reported by HPA as a rate limit.
@@ -155,10 +154,12 @@ def _match(
     names: tuple[str, ...], observations: Sequence[Observation]
 ) -> Sequence[Observation | None]:
     """Observations aligned with the metric names: by name, else by position."""
-    if len(observations) == len(names) and all(
-        o.metric == n for o, n in zip(observations, names, strict=True)
-    ):
-        return observations  # the usual case: one observation per metric, in order
+    if len(observations) == len(names):
+        for o, n in zip(observations, names, strict=True):
+            if o.metric != n:
+                break
+        else:
+            return observations  # the usual case: one observation per metric, in order
     by_name = {o.metric: o for o in observations}
     known = set(names)
     out: list[Observation | None] = []
@@ -209,11 +210,14 @@ def decide(
     failures: list[tuple[str, int]] = []
     valid: list[int] = []
     invalid = 0
+    within_tolerance = False
     matched = _match(rules.metric_names, observations)
     for metric, target, obs in zip(spec.metrics, rules.targets, matched, strict=True):
         count = state.failure_count(metric.name) if state.failures else 0
         result, failed = _evaluate_metric(metric, target, obs, current, count, rules, now)
         results.append(result)
+        if result.reason == _WITHIN_TOLERANCE:
+            within_tolerance = True
         if failed:
             failures.append((metric.name, count + 1))
         if result.proposed is not None:
@@ -224,13 +228,12 @@ def decide(
             reasons.append(result.reason)
 
     # 4a. effective bounds ---------------------------------------------------------------------
+    lo, hi = spec.min_replicas, spec.max_replicas
     if spec.schedules:
-        bounds = schedule.bounds(spec.min_replicas, spec.max_replicas, spec.schedules, now)
-    else:
-        bounds = schedule.Bounds(spec.min_replicas, spec.max_replicas)
-    lo, hi = bounds.min_replicas, bounds.max_replicas
-    if bounds.active:
-        note("schedule", current, Reason.SCHEDULE_ACTIVE.value)
+        bounds = schedule.bounds(lo, hi, spec.schedules, now)
+        lo, hi = bounds.min_replicas, bounds.max_replicas
+        if bounds.active:
+            note("schedule", current, Reason.SCHEDULE_ACTIVE.value)
 
     any_active = False
     for r in results:
@@ -246,6 +249,7 @@ def decide(
     recommendation: int | None = None
     desired = current
     behaviors = True
+    limited = False  # a rate policy or Bigtable's guardrail clipped the stabilized count
 
     if current == 0 and spec.min_replicas != 0:
         # HPA: replicas set to 0 by hand with minReplicas > 0 disables autoscaling.
@@ -304,7 +308,7 @@ def decide(
         )
         if why is not None:
             note("stabilization", stabilized, why)
-        recommendations = (*recommendations, Recommendation(now, recommendation))
+        recommendations = remember(recommendations, now, recommendation)
         # 6. rate policies and min/max ----------------------------------------------------------
         events = state.scale_events
         desired, why = behavior.limit_rate(
@@ -315,12 +319,14 @@ def decide(
             # (a Percent-only scale-up policy would otherwise never leave zero)
             desired = 1
         if desired != stabilized:
+            limited = True
             note("rate", desired, why)
         bt = spec.target.bigtable
         if bt is not None and desired < current:
             floor = _bigtable_floor(spec, current, state, now)
             if desired < floor:
                 desired = floor
+                limited = True
                 note("guardrail", desired, Reason.BIGTABLE_SCALE_DOWN_LIMIT.value)
         # 7. cooldowns ------------------------------------------------------------------------------
         if desired > current and rules.up.cooldown:
@@ -367,9 +373,9 @@ def decide(
         outcome = _SCALE_DOWN
     else:
         outcome = _NO_CHANGE
-    if recommendation == current and any(r.reason == _WITHIN_TOLERANCE for r in results):
+    if recommendation == current and within_tolerance:
         reasons.append(_WITHIN_TOLERANCE)
-    if behaviors and recommendation is not None and not any(s.stage in _RATE_STAGES for s in steps):
+    if behaviors and recommendation is not None and not limited:
         reasons.append(_DESIRED_WITHIN_RANGE)
 
     new_state = PolicyState(
@@ -382,7 +388,7 @@ def decide(
     decision = Decision(
         policy=policy,
         at=now,
-        mode=spec.mode.value,
+        mode=rules.mode,
         current=current,
         desired=desired,
         recommendation=recommendation,

@@ -50,6 +50,36 @@ def newer_than(entries: tuple[_Entry, ...], cutoff: datetime) -> tuple[_Entry, .
     return entries[i:] if i else entries
 
 
+def remember(
+    history: tuple[Recommendation, ...], at: datetime, replicas: int
+) -> tuple[Recommendation, ...]:
+    """`history` (oldest first) with a recommendation at `at` appended, without the entries no
+    stabilization window can pick any more.
+
+    A window is always the newest part of the history (entries after a cutoff), and it picks
+    the lowest (scale-up) or highest (scale-down) recommendation in it. An entry with a newer
+    one at least as high *and* a newer one at least as low is never the only lowest or highest
+    in any window that holds it: those newer ones are in every such window too. Dropping it
+    changes no window's result, for any window length (an edited spec's as well), and keeps a
+    600 s window at 15 s to a handful of entries instead of 40, which stabilization reads on
+    every evaluation."""
+    newest = Recommendation(at, replicas)
+    high = low = replicas
+    kept = [newest]
+    for rec in reversed(history):
+        n = rec.replicas
+        if n > high:
+            high = n
+            kept.append(rec)
+        elif n < low:
+            low = n
+            kept.append(rec)
+    if len(kept) == len(history) + 1:
+        return (*history, newest)
+    kept.reverse()
+    return tuple(kept)
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class PolicyState:

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gemini.policy.state import STATE_VERSION, PolicyState, Recommendation, ScaleEvent
+from gemini.policy.behavior import stabilize
+from gemini.policy.state import STATE_VERSION, PolicyState, Recommendation, ScaleEvent, remember
 
 T0 = datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=UTC)
 
@@ -107,3 +110,59 @@ def test_empty_round_trip() -> None:
 )
 def test_garbage_status_gives_empty_state(status: dict[str, Any] | None) -> None:
     assert PolicyState.from_status(status) == PolicyState()
+
+
+def _remembered(values: list[int]) -> list[int]:
+    history: tuple[Recommendation, ...] = ()
+    for i, n in enumerate(values):
+        history = remember(history, at(15 * i), n)
+    assert [r.at for r in history] == sorted(r.at for r in history)  # still oldest first
+    return [r.replicas for r in history]
+
+
+@pytest.mark.parametrize(
+    ("values", "kept"),
+    [
+        pytest.param([], [], id="empty"),
+        pytest.param([5, 5, 5, 5], [5], id="flat-keeps-the-newest"),
+        pytest.param([3, 4, 5, 6], [3, 4, 5, 6], id="rising-keeps-all-each-a-lowest"),
+        pytest.param([6, 5, 4, 3], [6, 5, 4, 3], id="falling-keeps-all-each-a-highest"),
+        pytest.param([5, 9, 2, 7, 4, 6], [9, 2, 7, 4, 6], id="mixed-drops-the-first-5"),
+        pytest.param([5, 9, 2, 7, 4, 6, 7], [9, 2, 4, 6, 7], id="a-newest-7-drops-the-older"),
+        pytest.param([2, 9, 5], [2, 9, 5], id="extremes-kept"),
+        pytest.param([2, 9, 5, 9, 2], [9, 2], id="equal-newer-replaces-older"),
+    ],
+)
+def test_remember_drops_only_entries_no_window_picks(values: list[int], kept: list[int]) -> None:
+    assert _remembered(values) == kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 90), st.integers(0, 12)), max_size=40),
+    windows=st.lists(st.tuples(st.integers(0, 900), st.integers(0, 900)), min_size=1, max_size=4),
+    recommendation=st.integers(0, 12),
+    current=st.integers(0, 12),
+)
+def test_remember_changes_no_stabilization_result(
+    steps: list[tuple[int, int]],
+    windows: list[tuple[int, int]],
+    recommendation: int,
+    current: int,
+) -> None:
+    """Any up/down windows (an edited spec's too) pick the same from the remembered history as
+    from every recommendation ever made, after every step; equal times included."""
+    full: tuple[Recommendation, ...] = ()
+    kept: tuple[Recommendation, ...] = ()
+    now = T0
+    for gap, n in steps:
+        now += timedelta(seconds=gap)
+        full = (*full, Recommendation(now, n))
+        kept = remember(kept, now, n)
+        later = now + timedelta(seconds=gap)
+        for up, down in windows:
+            w_up, w_down = timedelta(seconds=up), timedelta(seconds=down)
+            assert stabilize(recommendation, current, kept, w_up, w_down, later) == stabilize(
+                recommendation, current, full, w_up, w_down, later
+            )
+    assert len(kept) <= len(full)
