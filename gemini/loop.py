@@ -55,6 +55,9 @@ class TickResult:
     error_message: str | None = None
 
 
+# (an Enum class attribute costs ~0.1 us on Python 3.11: the one read every tick, as a constant)
+_ACTIVE = Mode.ACTIVE
+
 # Per-policy values built once per policy object (policies are immutable; an edited policy is a
 # new object). Keyed by id() with an identity check, bounded.
 _REFS: dict[int, tuple[ScalingPolicy, TargetRef, tuple[MetricRequest, ...]]] = {}
@@ -166,7 +169,7 @@ def _act(
     capacity: Capacity | None = None,
 ) -> tuple[Decision, PolicyState, ApplyResult | None]:
     mode = policy.spec.mode
-    if mode is not Mode.ACTIVE:
+    if mode is not _ACTIVE:
         outcome = "shadow" if mode is Mode.SHADOW else "paused"
         return decision.with_outcome(False, outcome), state, None
     if decision.desired == decision.current:
