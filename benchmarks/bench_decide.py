@@ -1,8 +1,8 @@
 """Micro-benchmark of `gemini.policy.engine.decide()` on one core.
 
 Case of record: a two-metric policy with HPA's default behavior and a full window of history
-(300 s scale-down window at 15 s = 20 recommendations, plus recent scale events), evaluated as
-the next 15 s tick. Baselines measured in the same run: a bare HPA-formula function (what a
+(300 s scale-down window at 15 s: 20 recommendations made, of which the state keeps the 7 a
+window can still pick; plus recent scale events), evaluated as the next 15 s tick. Baselines measured in the same run: a bare HPA-formula function (what a
 minimal autoscaler does per tick) and the per-metric formula gemini uses.
 
 Prints a Markdown table and exits 0. Usage: python benchmarks/bench_decide.py [--seconds S]

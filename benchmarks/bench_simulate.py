@@ -5,9 +5,11 @@ simulated apply). Series: the first 30 days of the NASA 1-minute trace on a 15 s
 15 s policy interval (172,800 ticks; goal >= 30,000 ticks/s, i.e. under 6 s).
 
 Times are process CPU seconds (`time.process_time`), so a busy shared host does not distort
-them; the wall time is shown too. The time inside `engine.decide` is measured by timing each call (a wrapper around the module
-attribute `loop.py` calls), so "simulator + loop" is the rest; ratios are against the total
-measured in the same run.
+them; the wall time is shown too. A bare Python loop timed in the same run says how fast the
+host is, and the tick's cost in its steps compares runs on different hosts. The time inside
+`engine.decide` is measured by timing each call (a wrapper around the module attribute
+`loop.py` calls), so "simulator + loop" is the rest; ratios are against the total measured in
+the same run.
 
     .venv/bin/python benchmarks/bench_simulate.py [--days 30] [--repeat 1]
 
@@ -29,6 +31,14 @@ from gemini.simulate.scenario import load_scenario
 from gemini.simulate.scoring import oracle_run
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bare_loop() -> float:
+    start = time.process_time()
+    i = 0
+    for _ in range(10_000_000):
+        i += 1  # noqa: SIM113 (the bare counting loop is the point)
+    return time.process_time() - start
 
 
 def main() -> int:
@@ -57,6 +67,22 @@ def main() -> int:
     rate = n / best
     rows.append(("ticks per CPU second", f"{rate:,.0f}", f"{rate / 30000:.2f}x the 30,000/s goal"))
     rows.append(("CPU microseconds per tick", f"{1e6 / rate:.1f}", "goal <= 33.3"))
+    # the host's speed, measured in the same run: shared hosts differ by 1.5x from day to day
+    loop = min(_bare_loop() for _ in range(3))
+    rows.append(
+        (
+            "host reference: bare 10M-step loop",
+            f"{loop:.2f} s",
+            "CPU s of `for _ in range(10**7): i += 1`, best of 3",
+        )
+    )
+    rows.append(
+        (
+            "tick cost in bare-loop steps",
+            f"{1e6 / rate / (loop / 10):.0f}",
+            "CPU time per tick / time per loop step: roughly comparable across hosts",
+        )
+    )
 
     # where the time goes: time engine.decide calls in a second run
     spent = [0.0]
