@@ -70,20 +70,26 @@ def reduce(
 
 
 def target_tracking(
-    metric: Metric,
+    metric: Metric, value: float, current: int, up_tolerance: float, down_tolerance: float
+) -> tuple[int, str | None]:
+    """HPA's formula for one metric. Returns (replicas, reason or None)."""
+    target = metric.target
+    assert target is not None
+    average = target.type is _AVERAGE_VALUE
+    return proposal(average, target.amount, value, current, up_tolerance, down_tolerance)
+
+
+def proposal(
+    average_value: bool,
+    amount: float,
     value: float,
     current: int,
     up_tolerance: float,
     down_tolerance: float,
-    amount: float | None = None,
 ) -> tuple[int, str | None]:
-    """HPA's formula for one metric. Returns (replicas, reason or None). `amount` is
-    `metric.target.amount` when the caller has it at hand."""
-    target = metric.target
-    assert target is not None
-    if amount is None:
-        amount = target.amount
-    if target.type is _AVERAGE_VALUE:
+    """`target_tracking` on the target's type and amount (what `decide` calls, with both read
+    from the spec once)."""
+    if average_value:
         if current == 0:
             return (ceil(value / amount) if value > 0 else 0), None
         ratio = value / (amount * current)
