@@ -16,7 +16,7 @@ from gemini.policy.decision import Capacity, Decision, MetricResult, MetricStatu
 from gemini.policy.state import PolicyState, Recommendation, ScaleEvent
 from gemini.scalers import ApplyResult, ApplyStatus
 from gemini.series import Observation, Sample
-from gemini.values import fast_init
+from gemini.values import BUILDER_MIN_FIELDS, fast_init
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FAST = [
@@ -95,6 +95,7 @@ def test_builds_the_same_value_as_the_dataclass_init(
 ) -> None:
     ours = cls(*args, **kwargs)
     theirs = _twin(cls)(*args, **kwargs)
+    assert type(ours) is cls  # never the builder a class of 4+ fields is built as
     for f in dataclasses.fields(cls):
         assert getattr(ours, f.name) == getattr(theirs, f.name), f.name
     assert ours == cls(*args, **kwargs)
@@ -162,3 +163,46 @@ def test_refuses_what_it_cannot_reproduce() -> None:
     for cls in (Mutable, Checked, Hidden, Keyword, WithInitVar, NoSlots, Private):
         with pytest.raises(TypeError, match=cls.__name__):
             fast_init(cls)
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class _Wide:
+    a: int
+    b: int
+    c: int = 3
+    d: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _WideChild(_Wide):
+    e: int = 5
+
+
+def test_a_wide_class_is_built_through_its_builder_and_ends_as_itself() -> None:
+    assert len(dataclasses.fields(_Wide)) >= BUILDER_MIN_FIELDS
+    value = _Wide(1, 2)
+    assert type(value) is _Wide
+    assert (value.a, value.b, value.c, value.d) == (1, 2, 3, [])
+    assert value == _Wide(1, 2) and value != _Wide(1, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.a = 9  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del value.b  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_a_subclass_of_a_fast_class_keeps_its_own_type() -> None:
+    # the subclass's dataclass __init__ is its own; a subclass that inherits the fast __init__
+    # goes the descriptor way and stays what it is
+    child = _WideChild(1, 2)
+    assert type(child) is _WideChild and child.e == 5
+
+    class Inherits(_Wide):
+        __slots__ = ()
+
+    value = Inherits(1, 2, 4)
+    assert type(value) is Inherits
+    assert (value.a, value.b, value.c, value.d) == (1, 2, 4, [])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.a = 9  # type: ignore[misc]

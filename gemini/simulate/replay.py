@@ -24,7 +24,7 @@ from gemini import loop
 from gemini.clock import ManualClock
 from gemini.metrics import MetricRequest
 from gemini.policy.decision import Decision
-from gemini.policy.spec import ScalingPolicy
+from gemini.policy.spec import Metric, ScalingPolicy
 from gemini.policy.state import PolicyState
 from gemini.scalers.simulated import SimulatedScaler
 from gemini.series import Observation, Sample, Trace
@@ -123,6 +123,17 @@ def make_grid(
     return Grid(t0, step, tuple(demand), tuple(masked))
 
 
+@dataclass(frozen=True, slots=True)
+class _ReadPlan:
+    metric: Metric
+    name: str
+    observable: str | None  # None: no observable mapped to the metric
+    derived: bool  # utilization per replica, derived from the sampled load
+    stored: str  # the sampled series it reads
+    offset_seconds: int
+    window_seconds: int
+
+
 class ModelReader:
     """`MetricReader` over a backend model: the observables sampled every `sample_seconds`,
     each visible only `delay_seconds` after its timestamp (never a sample from the future). A
@@ -152,6 +163,28 @@ class ModelReader:
         self._cache: dict[tuple[str, int, int, int], Observation] = {}
         self._moved_samples: dict[tuple[str, int], list[Sample]] = {}
         self._next_sample: float | None = None
+        self._plans: dict[int, _ReadPlan] = {}
+
+    def _plan(self, metric: Metric) -> _ReadPlan:
+        """What `read` needs from a metric, looked up once per metric object (the spec's
+        attributes are pydantic's, slow to read on every tick)."""
+        plan = self._plans.get(id(metric))
+        if plan is None or plan.metric is not metric:
+            observable = self.mapping.get(metric.name)
+            derived = observable is not None and self._derived(observable)
+            plan = _ReadPlan(
+                metric,
+                metric.name,
+                observable,
+                derived,
+                "load" if derived else (observable or ""),
+                metric.offset_seconds,
+                metric.window_seconds,
+            )
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            self._plans[id(metric)] = plan
+        return plan
 
     def _moved(self, stored: str, offset: int, upto: int) -> list[Sample]:
         """The samples of `stored` moved forward by `offset`, at least the first `upto` of them
@@ -190,15 +223,13 @@ class ModelReader:
         horizon = nowt - self.delay
         out: list[Observation] = []
         for req in requests:
-            metric = req.metric
-            name = self.mapping.get(metric.name)
-            if name is None:
-                out.append(Observation.failed(metric.name, "not_found", "no observable mapped"))
+            plan = self._plan(req.metric)
+            name = plan.name
+            if plan.observable is None:
+                out.append(Observation.failed(name, "not_found", "no observable mapped"))
                 continue
-            derived = self._derived(name)
-            stored = "load" if derived else name
+            derived, stored, offset = plan.derived, plan.stored, plan.offset_seconds
             times = self._times[stored]
-            offset = metric.offset_seconds
             if offset:
                 # read as of `offset` ago (RoutingReader's rule), samples moved forward by it; a
                 # sample that old has long been visible, so the delay counts only if longer
@@ -209,16 +240,16 @@ class ModelReader:
                     vis += 1
                 self._visible[stored] = vis
             if vis == 0:
-                out.append(Observation.failed(metric.name, "empty", "no sample visible yet"))
+                out.append(Observation.failed(name, "empty", "no sample visible yet"))
                 continue
-            w = metric.window_seconds
+            w = plan.window_seconds
             lo = (
                 vis - 1
                 if w <= 0
                 else min(vis - 1, bisect.bisect_right(times, nowt - offset - w, 0, vis))
             )
             count = self.model.count if derived else -1
-            key = (metric.name, lo, vis, count)
+            key = (name, lo, vis, count)
             obs = self._cache.get(key)
             if obs is None:
                 if len(self._cache) > 64:
@@ -229,9 +260,12 @@ class ModelReader:
                     samples = self._samples[stored][lo:vis]
                 if derived:
                     per = max(count, 1) * self.model.capacity_per_replica
-                    by = timedelta(seconds=offset)
-                    samples = [Sample(s.at + by, s.value / per) for s in samples]
-                obs = Observation(metric.name, tuple(samples))
+                    if offset:
+                        by = timedelta(seconds=offset)
+                        samples = [Sample(s.at + by, s.value / per) for s in samples]
+                    else:
+                        samples = [Sample(s.at, s.value / per) for s in samples]
+                obs = Observation(name, tuple(samples))
                 self._cache[key] = obs
             out.append(obs)
         return out
