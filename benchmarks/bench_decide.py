@@ -135,8 +135,9 @@ def main() -> int:
         ]
     )
     sched_state, sched_current, sched_now = warm_history(sched_spec)
-    metric = spec.metrics[0]
 
+    # the targets' amounts as `decide` reads them (AverageValue 100, Utilization 70 %)
+    rps_target, cpu_target = (m.target.amount for m in spec.metrics if m.target is not None)
     cases: list[tuple[str, Callable[[], object]]] = [
         (
             "baseline: bare HPA formula x2 (function calls)",
@@ -148,8 +149,8 @@ def main() -> int:
         (
             "baseline: gemini per-metric formula x2 (replicas.target_tracking)",
             lambda: (
-                replicas.target_tracking(metric, 1500.0, current, 0.1, 0.1),
-                replicas.target_tracking(spec.metrics[1], 0.81, current, 0.1, 0.1),
+                replicas.target_tracking(True, rps_target, 1500.0, current, 0.1, 0.1),
+                replicas.target_tracking(False, cpu_target, 0.81, current, 0.1, 0.1),
             ),
         ),
         (

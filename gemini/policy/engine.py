@@ -132,7 +132,7 @@ def _evaluate_metric(
         proposed_n, reason_s = replicas.step_scaling(metric.step_scaling, value, current)
     else:
         assert target_amount is not None  # a metric has a target or step scaling (validated)
-        proposed_n, reason_s = replicas.proposal(
+        proposed_n, reason_s = replicas.target_tracking(
             metric.average_value,
             target_amount,
             value,

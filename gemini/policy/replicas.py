@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from gemini.policy.decision import Reason
-from gemini.policy.spec import AdjustmentType, Metric, StepScaling, TargetType, WindowFunction
+from gemini.policy.spec import AdjustmentType, StepScaling, WindowFunction
 from gemini.series import Sample
 
 EPSILON = 1e-9
@@ -25,7 +25,6 @@ _WITHIN = Reason.WITHIN_TOLERANCE.value
 # Enum members used on every evaluation, as module constants: on Python 3.11 an Enum class
 # attribute costs ~0.1 us (EnumType.__getattr__ is on the lookup path).
 _LAST, _MEAN, _MAX = WindowFunction.LAST, WindowFunction.MEAN, WindowFunction.MAX
-_AVERAGE_VALUE = TargetType.AVERAGE_VALUE
 
 
 MAX_PROPOSAL = 2**31 - 1  # Kubernetes replica counts are int32
@@ -70,16 +69,6 @@ def reduce(
 
 
 def target_tracking(
-    metric: Metric, value: float, current: int, up_tolerance: float, down_tolerance: float
-) -> tuple[int, str | None]:
-    """HPA's formula for one metric. Returns (replicas, reason or None)."""
-    target = metric.target
-    assert target is not None
-    average = target.type is _AVERAGE_VALUE
-    return proposal(average, target.amount, value, current, up_tolerance, down_tolerance)
-
-
-def proposal(
     average_value: bool,
     amount: float,
     value: float,
@@ -87,8 +76,8 @@ def proposal(
     up_tolerance: float,
     down_tolerance: float,
 ) -> tuple[int, str | None]:
-    """`target_tracking` on the target's type and amount (what `decide` calls, with both read
-    from the spec once)."""
+    """HPA's formula for one metric whose target is `amount` (per replica when `average_value`,
+    the AverageValue type). Returns (replicas, reason or None)."""
     if average_value:
         if current == 0:
             return (ceil(value / amount) if value > 0 else 0), None

@@ -127,9 +127,8 @@ def make_grid(
 class _ReadPlan:
     metric: Metric
     name: str
-    observable: str | None  # None: no observable mapped to the metric
+    stored: str | None  # the sampled series it reads; None: no observable mapped to the metric
     derived: bool  # utilization per replica, derived from the sampled load
-    stored: str  # the sampled series it reads
     offset_seconds: int
     window_seconds: int
 
@@ -175,9 +174,8 @@ class ModelReader:
             plan = _ReadPlan(
                 metric,
                 metric.name,
-                observable,
+                "load" if derived else observable,
                 derived,
-                "load" if derived else (observable or ""),
                 metric.offset_seconds,
                 metric.window_seconds,
             )
@@ -225,10 +223,11 @@ class ModelReader:
         for req in requests:
             plan = self._plan(req.metric)
             name = plan.name
-            if plan.observable is None:
+            stored = plan.stored
+            if stored is None:
                 out.append(Observation.failed(name, "not_found", "no observable mapped"))
                 continue
-            derived, stored, offset = plan.derived, plan.stored, plan.offset_seconds
+            derived, offset = plan.derived, plan.offset_seconds
             times = self._times[stored]
             if offset:
                 # read as of `offset` ago (RoutingReader's rule), samples moved forward by it; a
