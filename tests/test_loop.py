@@ -109,3 +109,41 @@ def test_tick_is_tick_batch_of_one(
     assert one_scaler.model.count == batch_scaler.model.count
     # a target that cannot be read is not worth a metric read
     assert one_reader.calls == batch_reader.calls == (0 if one.error else 1)
+
+
+class Flagged(SimulatedScaler):
+    """A simulated target whose capacity carries the given flags (busy, blocked)."""
+
+    def __init__(self, **flags: Any) -> None:
+        super().__init__(DeploymentModel(100.0, 0.0, 3))
+        self.flags = flags
+
+    def capacity(self, ref: TargetRef, now: datetime) -> Capacity:
+        return Capacity(self.model.count, **self.flags)
+
+
+OUTCOMES: list[Any] = [
+    # value (3 replicas at 100 each), mode, capacity flags -> applied, outcome, replicas after
+    pytest.param(650.0, "Active", {}, True, "applied", 7, id="applied"),
+    pytest.param(300.0, "Active", {}, False, "unchanged", 3, id="unchanged"),
+    pytest.param(650.0, "Shadow", {}, False, "shadow", 3, id="shadow"),
+    pytest.param(300.0, "Shadow", {}, False, "shadow", 3, id="shadow-unchanged"),
+    pytest.param(650.0, "Paused", {}, False, "paused", 3, id="paused"),
+    pytest.param(650.0, "Active", {"busy": True}, False, "busy", 3, id="busy"),
+    pytest.param(650.0, "Active", {"blocked": "HPAOwnsTarget"}, False, "refused", 3, id="refused"),
+    pytest.param(300.0, "Active", {"busy": True}, False, "unchanged", 3, id="busy-unchanged"),
+]
+
+
+@pytest.mark.parametrize(("value", "mode", "flags", "applied", "outcome", "replicas"), OUTCOMES)
+def test_every_decision_says_what_became_of_it(
+    value: float, mode: str, flags: dict[str, Any], applied: bool, outcome: str, replicas: int
+) -> None:
+    """`decide` settles paused, shadow and unchanged itself (nothing to apply); the shell
+    fills the rest after it acts. Either way the record says which."""
+    scaler = Flagged(**flags)
+    result = loop.tick(policy(mode), PolicyState(), reader=Reader(value), scaler=scaler, now=NOW)
+    assert result.decision is not None
+    assert (result.decision.applied, result.decision.outcome) == (applied, outcome)
+    assert scaler.model.count == replicas
+    assert (result.apply is None) == (outcome != "applied")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from gemini.clock import iso, parse_iso
@@ -144,10 +145,25 @@ class Step:
         return {"stage": self.stage, "value": self.value, "reason": self.reason}
 
 
+# The outcomes `decide` settles itself (nothing to apply); the shell's are `ApplyStatus` values.
+OUTCOME_PAUSED = "paused"
+OUTCOME_SHADOW = "shadow"
+OUTCOME_UNCHANGED = "unchanged"
+
+# A read-only empty `extra`, shared by the decisions `decide` builds (the field's
+# `default_factory=dict` makes a dict for each, ~0.3 us on every tick)
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of `decide()`. `applied` and `outcome` are filled by the shell (`loop.tick`)."""
+    """The outcome of `decide()`.
+
+    `outcome` says what became of the decision. `decide` fills it when there is nothing to
+    apply: `paused`, `shadow` (the mode), `unchanged` (desired == current). Otherwise it is
+    None, and the shell (`loop.tick`) fills it and `applied` after it acts (`applied`, `busy`,
+    `refused`, `failed`, ...: `ApplyStatus`)."""
 
     policy: str
     at: datetime

@@ -18,7 +18,9 @@ changed and why (a stable reason code per clip, see `Reason`):
 7. cooldowns (up: since the last scale-up; down: since any scale event) and Bigtable's minimum
    interval between changes;
 8. the scaler's hard floor/ceiling (e.g. Bigtable storage), busy/blocked target;
-9. mode: Active applies, Shadow records only, Paused reports and holds (desired = current).
+9. mode: Active applies, Shadow records only, Paused reports and holds (desired = current);
+   the decision's `outcome` is set here when there is nothing to apply (paused, shadow,
+   unchanged), so the shell builds a second record only when it acts.
 
 Deliberate differences from HPA's Go code, both in the user's favour and tested:
 - integer results use exact arithmetic: ceil(10 x 1.1) is 11 (Go's float math gives 12), Percent
@@ -38,7 +40,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from gemini.policy import behavior, replicas, schedule
-from gemini.policy.decision import Capacity, Decision, MetricResult, MetricStatus, Reason, Step
+from gemini.policy.decision import (
+    NO_EXTRA,
+    OUTCOME_PAUSED,
+    OUTCOME_SHADOW,
+    OUTCOME_UNCHANGED,
+    Capacity,
+    Decision,
+    MetricResult,
+    MetricStatus,
+    Reason,
+    Step,
+)
 from gemini.policy.spec import BigtableTarget, FallbackPolicy, Spec
 from gemini.policy.state import PolicyState, newer_than, remember
 from gemini.series import Observation
@@ -370,11 +383,17 @@ def decide(
             reasons.append(condition)
 
     # 9. mode ---------------------------------------------------------------------------------------
+    # what becomes of it when there is nothing to apply (else the shell says, after it acts)
+    settled: str | None = None
     if rules.paused:
         note("mode", current, Reason.PAUSED.value)
         desired = current
+        settled = OUTCOME_PAUSED
     elif rules.shadow:
         note("mode", desired, Reason.SHADOW.value)
+        settled = OUTCOME_SHADOW
+    elif desired == current:
+        settled = OUTCOME_UNCHANGED
 
     if desired > current:
         outcome = _SCALE_UP
@@ -407,7 +426,8 @@ def decide(
         tuple(results),  # metrics
         tuple(steps),
         False,  # applied (the shell's business)
-        None,  # outcome
+        settled,  # outcome
         rules.target_text,
+        NO_EXTRA,
     )
     return decision, new_state

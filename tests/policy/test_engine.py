@@ -1013,6 +1013,11 @@ def test_step(case: Case) -> None:
         else "NoChange"
     )
     assert decision.reasons[0] == expected_outcome
+    # what becomes of it, where `decide` can tell: nothing to apply (else the shell says)
+    settled = {"Paused": "paused", "Shadow": "shadow"}.get(case.spec.mode.value)
+    if settled is None and case.desired == case.current:
+        settled = "unchanged"
+    assert (decision.applied, decision.outcome) == (False, settled)
     if case.reason is not None:
         assert case.reason in decision.reasons, decision.reasons
     # every step that changed the value carries a reason code that is also in `reasons`
