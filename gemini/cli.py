@@ -137,7 +137,8 @@ def record(
 def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the JSON result here.")
+        Path | None,
+        typer.Option("--json", help="Write the JSON result here ('-': stdout, table on stderr)."),
     ] = None,
     decisions: Annotated[
         Path | None, typer.Option("--decisions", help="Write the decision log (JSONL).")

@@ -39,7 +39,7 @@ def _problems(path: Path, exc: SpecError) -> int:
     return 1
 
 
-def print_table(data: dict[str, Any], title: str) -> None:
+def print_table(data: dict[str, Any], title: str, file: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -60,7 +60,7 @@ def print_table(data: dict[str, Any], title: str) -> None:
         table.add_column(label, justify="right" if label not in ("name", "kind") else "left")
     for r in data["results"]:
         table.add_row(*["-" if r.get(k) is None else str(r.get(k)) for k, _ in cols])
-    Console(file=sys.stdout, width=120).print(table)
+    Console(file=file or sys.stdout, width=120).print(table)
 
 
 def print_tradeoff(data: dict[str, Any]) -> None:
@@ -134,20 +134,33 @@ def capped_policies(outcome: Any) -> list[str]:
     the SLO there, and may cost less than the oracle (which never violates). The backend's floor
     (Bigtable storage) is not load: the engine keeps a policy at the floor even above its
     maxReplicas, so a policy is capped only when both are below the load's peak."""
-    from gemini.simulate.runner import slo_of
+    from gemini.simulate.runner import hpa_default_policy, slo_of
     from gemini.simulate.scoring import oracle_counts
 
     sc = outcome.scenario
     counts = oracle_counts(outcome.grid, sc.model.capacity_per_replica, slo_of(sc))
     peak = max(counts, default=0)
     floor = sc.model.floor
-    return [
+    out = [
         f"policy {p.metadata.name}: spec.maxReplicas {p.spec.max_replicas} is below the {peak} "
         "the oracle needs at the peak: it cannot meet the SLO there and may cost less than "
         "the oracle"
         for p in sc.policies
         if max(p.spec.max_replicas, floor) < peak
     ]
+    if "hpa-default" in sc.spec.baselines:
+        cap = hpa_default_policy(sc, outcome.grid).spec.max_replicas
+        if max(cap, floor) < peak:
+            why = (
+                "the scenario's maxReplicas"
+                if sc.spec.max_replicas is not None
+                else "the most a manifest allows"
+            )
+            out.append(
+                f"baseline hpa-default: maxReplicas {cap} ({why}) is below the {peak} the "
+                "oracle needs at the peak: it cannot meet the SLO there"
+            )
+    return out
 
 
 def simulate_command(
@@ -166,6 +179,13 @@ def simulate_command(
         return _problems(scenario, exc)
     for note in sc.notes:
         print(f"{scenario}: note: {note}", file=sys.stderr)
+    to_stdout = json_out is not None and str(json_out) == "-"
+    for out, flag in ((None if to_stdout else json_out, "--json"), (report, "--report")):
+        # before the replay, not after it: a typo in a path would waste a long run
+        problem = None if out is None else _unwritable(out)
+        if problem:
+            print(f"{out}: {flag}: cannot write: {problem}", file=sys.stderr)
+            return 1
     store = None
     if db:
         try:
@@ -247,11 +267,18 @@ def simulate_command(
         )
     if warnings:
         data["warnings"] = warnings
-    print_table(data, f"{data['scenario']}: {data['steps']} steps, {data['wallSeconds']} s")
+    # `--json -`: the JSON alone on stdout, the table on stderr
+    print_table(
+        data,
+        f"{data['scenario']}: {data['steps']} steps, {data['wallSeconds']} s",
+        sys.stderr if to_stdout else sys.stdout,
+    )
     for w in warnings:
         print(f"{scenario}: warning: {w}", file=sys.stderr)
     try:
-        if json_out is not None:
+        if to_stdout:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        elif json_out is not None:
             json_out.write_text(json.dumps(data, indent=2) + "\n")
         if report is not None:
             from gemini.simulate.report import write_report

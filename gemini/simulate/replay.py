@@ -75,9 +75,11 @@ def make_grid(
     step: float = 15.0,
     exclude: Sequence[tuple[float, float]] = (),
     gap_spacing: float | None = None,
+    max_gap: float | None = None,
 ) -> Grid:
-    """The replay grid over `trace`. A gap longer than three median sample intervals (of the
-    whole trace, or `gap_spacing`: the tuner's, of its training part only) is not scored."""
+    """The replay grid over `trace`. A gap longer than `max_gap` seconds (None: three median
+    sample intervals of the whole trace, or of `gap_spacing`: the tuner's, of its training part
+    only) is held but not scored."""
     times, values = trace.times, trace.values
     if len(times) < 2:
         raise ValueError("a trace needs at least 2 samples")
@@ -89,7 +91,9 @@ def make_grid(
     masked: list[bool] = []
     i = 0
     last = len(times) - 1
-    long_gap = 3 * (spacing if gap_spacing is None else gap_spacing)
+    long_gap = (
+        max_gap if max_gap is not None else 3 * (spacing if gap_spacing is None else gap_spacing)
+    )
     for k in range(n):
         a = t0 + k * step
         b = a + step

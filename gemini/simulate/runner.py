@@ -35,8 +35,15 @@ def grid_of(
     scenario: Scenario, step: float | None = None, gap_spacing: float | None = None
 ) -> Grid:
     """The replay grid: the scenario's step (`stepSeconds`, default 15 s, HPA's sync period;
-    see `scenario.replay_step`); `gap_spacing` as in `make_grid`."""
-    return make_grid(scenario.trace, step or scenario.step, scenario.exclude, gap_spacing)
+    see `scenario.replay_step`); `gap_spacing` as in `make_grid`, unless the scenario sets
+    `trace.maxGapSeconds`."""
+    return make_grid(
+        scenario.trace,
+        step or scenario.step,
+        scenario.exclude,
+        gap_spacing,
+        scenario.spec.trace.max_gap_seconds,
+    )
 
 
 BASELINE_ANNOTATION = "gemini.dev/simulator-baseline"

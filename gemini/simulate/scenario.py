@@ -8,6 +8,7 @@ second), and the policies (file paths or inline manifests). Must not import `gem
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from gemini.clock import parse_iso, utc
 from gemini.errors import SpecError
 from gemini.manifests import load_yaml
-from gemini.policy.spec import ScalingPolicy, format_path, parse_policy
+from gemini.policy.spec import MAX_REPLICAS, ScalingPolicy, format_path, parse_policy
 from gemini.series import Trace, read_trace
 from gemini.simulate.models import OBSERVABLES, PRODUCES, ModelSpec
 
@@ -75,7 +76,12 @@ class _Finite(_M):
 
 def _as_utc(value: datetime | None) -> datetime | None:
     """A timestamp without an offset is UTC (as in trace files), never the machine's zone."""
-    return None if value is None else utc(value)
+    if value is None:
+        return None
+    try:
+        return utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
 
 
 class Window(_M):
@@ -101,6 +107,9 @@ class TraceSpec(_M):
     end: datetime | None = None
     clip_above: float | None = Field(None, gt=0)
     exclude: list[Window] = Field(default_factory=list)
+    # a gap between two samples longer than this is held but not scored (`.inf`: every gap
+    # is scored); None: three median sample intervals
+    max_gap_seconds: float | None = Field(None, gt=0)
 
     _utc = field_validator("start", "end")(_as_utc)
 
@@ -198,7 +207,7 @@ class ScenarioSpec(_M):
     # None: 15 s (HPA's sync period), coarser for traces so long that 15 s steps would be more
     # than AUTO_MAX_STEPS (`replay_step`)
     step_seconds: float | None = Field(None, ge=0.001, le=MAX_STEP)
-    max_replicas: int | None = Field(None, ge=1)
+    max_replicas: int | None = Field(None, ge=1, le=MAX_REPLICAS)
     tune: TuneSpec = Field(default_factory=TuneSpec)
 
     @field_validator("policies", mode="before")
@@ -532,6 +541,9 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
     )
     exclude = tuple((w.start.timestamp(), w.end.timestamp()) for w in spec.trace.exclude)
     notes = [note] if note else []
+    gaps = gap_note(trace, spec.trace.max_gap_seconds)
+    if gaps:
+        notes.append(gaps)
     if (
         b.initial_replicas == 0
         and b.kind != "bigtable"  # (a Bigtable cluster has one node at least)
@@ -543,6 +555,28 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
             "would never scale)"
         )
     return Scenario(spec, path, trace, tuple(policies), model, exclude, step, tuple(notes))
+
+
+def gap_note(trace: Trace, max_gap: float | None) -> str | None:
+    """What the trace's long gaps leave unscored, for the user (None: no long gap). A gap is
+    held either way; `make_grid` masks the steps inside one from scoring."""
+    spacing = trace.spacing()
+    limit = 3 * spacing if max_gap is None else max_gap
+    gaps = [b - a for a, b in itertools.pairwise(trace.times) if b - a > limit]
+    if not gaps:
+        return None
+    span = trace.times[-1] + spacing - trace.times[0]
+    held = sum(gaps)
+    what = (
+        f"trace.maxGapSeconds {max_gap:g}"
+        if max_gap is not None
+        else f"three median sample intervals ({limit:g} s; trace.maxGapSeconds sets the limit)"
+    )
+    return (
+        f"{len(gaps):,} gap{'s' if len(gaps) > 1 else ''} between samples longer than {what} "
+        f"cover {held / 3600:,.1f} h, {held / span:.1%} of the trace: the last value is held "
+        "there, and those steps are not scored (no violations; the oracle holds the floor)"
+    )
 
 
 def observable_for(spec: ScenarioSpec, metric: Any) -> str:

@@ -47,14 +47,14 @@ class Score:
         out: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
-            "capacityHours": round(self.capacity_hours, 4),
-            "cost": None if self.cost is None else round(self.cost, 4),
-            "sloViolationMinutes": round(self.slo_violation_minutes, 4),
-            "sloViolationShare": round(self.slo_violation_share, 6),
+            "capacityHours": _kept(self.capacity_hours, 4),
+            "cost": None if self.cost is None else _kept(self.cost, 4),
+            "sloViolationMinutes": _kept(self.slo_violation_minutes, 4),
+            "sloViolationShare": _kept(self.slo_violation_share, 6),
             "scaleEvents": self.scale_events,
             "flaps": self.flaps,
             "maxReplicas": self.max_replicas,
-            "meanReplicas": round(self.mean_replicas, 4),
+            "meanReplicas": _kept(self.mean_replicas, 4),
             "meanRecoverySeconds": _r(self.mean_recovery_seconds),
             "maxRecoverySeconds": _r(self.max_recovery_seconds),
         }
@@ -63,8 +63,18 @@ class Score:
         return out
 
 
+def _kept(x: float, ndigits: int) -> float:
+    """`round(x, ndigits)`, except that a value other than zero never rounds to zero: it
+    keeps three significant digits (a violation of a few milliseconds, on a millisecond grid,
+    is still a violation, and its run must not read as one that meets the SLO)."""
+    r = round(x, ndigits)
+    if r == 0 and x != 0:
+        return float(f"{x:.3g}")
+    return r
+
+
 def _r(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
+    return None if x is None else _kept(x, 3)
 
 
 # A step is overloaded when load > capacity x maxUtilization x (1 + _REL): a relative margin for

@@ -118,6 +118,28 @@ def test_simulate_unwritable_output_fails_clearly(
     assert f"{bad}: " in err and "cannot write: No such file or directory" in err
 
 
+def test_simulate_refuses_an_unwritable_output_before_the_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(tmp_path, [2.0] * 10)
+    log = tmp_path / "log.jsonl"
+    assert simulate_command(path, tmp_path / "no-such-dir" / "x.json", log, None, None) == 1
+    assert simulate_command(path, None, log, tmp_path, None) == 1
+    out = capsys.readouterr()
+    assert f"{tmp_path}: --report: cannot write: Is a directory" in out.err
+    assert not log.exists() and out.out == ""  # no replay, no table
+
+
+def test_simulate_json_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_scenario(tmp_path, [2.0] * 10)
+    assert simulate_command(path, Path("-"), None, None, None) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)  # the JSON alone on stdout
+    assert {r["name"] for r in data["results"]} >= {"web", "oracle"}
+    assert "x oracle" in out.err  # the table went to stderr
+    assert not Path("-").exists()
+
+
 def test_tune_unwritable_output_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

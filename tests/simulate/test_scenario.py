@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ import yaml
 
 from gemini.errors import SpecError
 from gemini.simulate.commands import simulate_command
+from gemini.simulate.runner import grid_of
 from gemini.simulate.scenario import AUTO_MAX_STEPS, load_scenario
-from tests.simulate.helpers import policy_doc, write_scenario, write_series
+from tests.simulate.helpers import T0, policy_doc, write_scenario, write_series
 
 CASES: list[tuple[str, dict[str, Any], str]] = [
     (
@@ -79,6 +81,29 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "baselines: oracle listed more than once",
     ),
     ("policy-item-a-number", {"policies": [5]}, "policies[0]: must be a policy file path or an"),
+    # found the same way later: a traceback, or an error only after the replay under the
+    # baseline manifest's field name
+    (
+        "start-before-year-1-in-utc",
+        {"trace": {"start": "0001-01-01T00:00:00+01:00"}},
+        "trace.start: 0001-01-01T00:00:00+01:00 is out of range in UTC",
+    ),
+    (
+        "end-after-year-9999-in-utc",
+        {"trace": {"end": "9999-12-31T23:00:00-05:00"}},
+        "trace.end: 9999-12-31T23:00:00-05:00 is out of range in UTC",
+    ),
+    (
+        "exclude-before-year-1-in-utc",
+        {
+            "trace": {
+                "exclude": [{"start": "0001-01-01T00:00:00+01:00", "end": "2024-01-01T01:00:00Z"}]
+            }
+        },
+        "trace.exclude[0].start: 0001-01-01T00:00:00+01:00 is out of range in UTC",
+    ),
+    ("max-replicas-over-int32", {"maxReplicas": 2**31}, "maxReplicas: must be <= 2147483647"),
+    ("max-gap-zero", {"trace": {"maxGapSeconds": 0}}, "trace.maxGapSeconds: must be > 0"),
     (
         "observe-for-no-metric",
         {"observe": {"utilisation": "load"}},
@@ -399,3 +424,62 @@ def test_a_trace_with_no_scored_step_is_warned_about(
     assert "warning: every step is inside a long gap or an exclude window" in (
         capsys.readouterr().err
     )
+
+
+def _mixed_resolution(tmp_path: Path, **trace: Any) -> Path:
+    """A day at 1-minute samples, then a day at 5-minute samples (a recording whose resolution
+    changed): every 5-minute interval is more than three median intervals long."""
+    rows = ["timestamp,value"]
+    t, end = T0, T0 + timedelta(days=1)
+    while t < end:
+        rows.append(f"{t.isoformat()},{2.0 + (t.hour % 6)}")
+        t += timedelta(minutes=1)
+    end += timedelta(days=1)
+    while t < end:
+        rows.append(f"{t.isoformat()},{2.0 + (t.hour % 6)}")
+        t += timedelta(minutes=5)
+    path = write_scenario(tmp_path, trace=trace)
+    (tmp_path / "trace.csv").write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_long_gaps_are_noted_with_what_they_leave_unscored(tmp_path: Path) -> None:
+    sc = load_scenario(_mixed_resolution(tmp_path))
+    [note] = [n for n in sc.notes if "gaps between samples" in n]
+    assert "three median sample intervals (180 s; trace.maxGapSeconds sets the limit)" in note
+    assert "287 gaps" in note and "23.9 h, 49.9% of the trace" in note
+    grid = grid_of(sc)
+    assert 0.45 < sum(grid.masked) / len(grid) < 0.55
+
+
+def test_max_gap_seconds_sets_which_gaps_are_scored(tmp_path: Path) -> None:
+    sc = load_scenario(_mixed_resolution(tmp_path, maxGapSeconds=600))
+    assert not any("gaps between samples" in n for n in sc.notes)
+    assert not any(grid_of(sc).masked)
+    # `.inf`: every gap is scored, however long
+    sc = load_scenario(_mixed_resolution(tmp_path, maxGapSeconds=math.inf))
+    assert not any(grid_of(sc).masked)
+    # and a limit below the sampling interval masks the day at 5 minutes, not the one at 1
+    sc = load_scenario(_mixed_resolution(tmp_path, maxGapSeconds=120))
+    assert "trace.maxGapSeconds 120" in " ".join(sc.notes)
+    masked = grid_of(sc).masked
+    day, last = 86400 // 15, (2 * 86400 - 300) // 15  # the last sample's step
+    assert not any(masked[:day]) and all(masked[day:last]) and not any(masked[last:])
+
+
+def test_an_hpa_default_that_cannot_reach_the_peak_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A load of 1e10/s on replicas of 1/s needs more replicas than a manifest may ask for:
+    the baseline (capped at the int32 maximum) violates, and says why, as a policy does."""
+    path = write_scenario(tmp_path, [1e10] * 10)
+    assert simulate_command(path, None, None, None, None) == 0
+    err = capsys.readouterr().err
+    assert "warning: policy web: spec.maxReplicas 40 is below" in err
+    assert (
+        "warning: baseline hpa-default: maxReplicas 2147483647 (the most a manifest allows) is "
+        "below the 11111111100 the oracle needs at the peak" in err
+    )
+    path = write_scenario(tmp_path, [1e10] * 10, maxReplicas=500)
+    assert simulate_command(path, None, None, None, None) == 0
+    assert "hpa-default: maxReplicas 500 (the scenario's maxReplicas)" in capsys.readouterr().err

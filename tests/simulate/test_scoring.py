@@ -65,6 +65,21 @@ def test_scores_by_hand() -> None:
     assert s.mean_replicas == pytest.approx(22 / 6)
 
 
+def test_a_violation_too_short_for_the_rounding_still_shows() -> None:
+    """Found by a 2 ms spike on a 1 ms grid: rounded to 4 decimals its violation minutes read
+    0.0, so a run that violated (and cost less than the oracle) looked as if it met the SLO."""
+    grid = Grid(0.0, 0.001, (1.0, 1000.0, 1000.0, 1.0), (False,) * 4)
+    run = Run("p", "policy", grid, [2, 2, 2, 2], [2.0] * 4)
+    out = score(run, Slo(0.9)).to_dict()
+    assert out["sloViolationMinutes"] == 3.33e-05  # 2 ms, at three significant digits
+    assert out["sloViolationShare"] == 0.5
+    assert out["capacityHours"] == 2.22e-06  # 8 replica-milliseconds
+    assert out["maxRecoverySeconds"] == 0.002
+    # a value that does not round to zero keeps the usual four decimals
+    coarse = Run("q", "policy", Grid(0.0, 60.0, (1.0,) * 7, (False,) * 7), [2] * 7, [2.0] * 7)
+    assert score(coarse, Slo(0.9)).to_dict()["capacityHours"] == 0.2333  # 14 replica-minutes
+
+
 def test_masked_steps_do_not_count() -> None:
     grid = Grid(0.0, 60.0, (9.0, 9.0), (True, False))
     run = Run("p", "policy", grid, [1, 1], [1.0, 1.0])
