@@ -123,6 +123,9 @@ def _check_and_build(
         try:
             if raw is None or isinstance(raw, bool):
                 raise TypeError(raw)
+            if isinstance(raw, str) and "_" in raw:
+                # Python reads 1_000 as 1000; a CSV writer never means that (1_5 is a typo)
+                raise ValueError(raw)
             value = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise SpecError(
@@ -210,17 +213,35 @@ def read_trace(path: str | Path, *, nonnegative: bool = False) -> Trace:
         ) from None
 
 
+def _shown(row: list[str], limit: int = 80) -> str:
+    text = repr(row)
+    return text if len(text) <= limit else f"{text[: limit - 5]} ...]"
+
+
 def _rows(reader: Iterable[list[str]], source: str, width: int) -> Iterable[tuple[int, str, str]]:
+    end = 1  # the line the previous row ended on (the header's)
     for row in reader:
-        lineno = getattr(reader, "line_num", 0)
+        # a row starts on the line after the previous one ended (a quoted cell may span lines)
+        lineno, end = end + 1, getattr(reader, "line_num", end + 1)
         if not row or not any(cell.strip() for cell in row):
             continue
+        if end > lineno and any("\n" in cell or "\r" in cell for cell in row[:2]):
+            raise SpecError(
+                f"{source}: row {lineno}: a quoted cell runs over {end - lineno + 1} lines",
+                [
+                    (
+                        f"row {lineno}",
+                        f"a quote opened here closes {end - lineno} lines later (or never): "
+                        f"{_shown(row)}",
+                    )
+                ],
+            )
         # more cells than the header has (e.g. a decimal comma, 1,5) would silently read the
         # wrong value; empty trailing cells (spreadsheet exports) are fine
         if len(row) < 2 or any(cell.strip() for cell in row[width:]):
             raise SpecError(
                 f"{source}: row {lineno}: expected 'timestamp,value'",
-                [(f"row {lineno}", f"expected 2 columns (timestamp,value), got {row!r}")],
+                [(f"row {lineno}", f"expected 2 columns (timestamp,value), got {_shown(row)}")],
             )
         yield lineno, row[0], row[1]
 

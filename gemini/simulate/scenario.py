@@ -541,6 +541,11 @@ def build_scenario(spec: ScenarioSpec, path: Path) -> Scenario:
     )
     exclude = tuple((w.start.timestamp(), w.end.timestamp()) for w in spec.trace.exclude)
     notes = [note] if note else []
+    if spec.slo.max_age_seconds is not None and b.kind != "queue":
+        notes.append(
+            f"slo.maxAgeSeconds is ignored: only a queue backend has messages to age "
+            f"(this one is {b.kind})"
+        )
     gaps = gap_note(trace, spec.trace.max_gap_seconds)
     if gaps:
         notes.append(gaps)

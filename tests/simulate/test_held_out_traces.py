@@ -535,6 +535,18 @@ INVALID = [
         ["trace.file", "row 3"],
     ),
     Invalid("empty-file", b"", ["trace.file"]),
+    # the row where the quote opens, and not the rest of the file in the message
+    Invalid(
+        "unclosed-quote",
+        b'timestamp,value\n2024-03-01T00:00:00Z,1\n"2024-03-01T00:01:00Z,2\n'
+        + b"".join(b"2024-03-01T00:%02d:00Z,3\n" % m for m in range(2, 60)),
+        ["trace.file", "row 3: a quote opened here closes 58 lines later (or never)", " ...]"],
+    ),
+    Invalid(
+        "underscore-in-a-number",
+        b"timestamp,value\n2024-03-01T00:00:00Z,1\n2024-03-01T00:01:00Z,1_000\n",
+        ["trace.file", "row 3.value", "not a number: '1_000'"],
+    ),
     Invalid(
         "decimal-comma",
         b"timestamp,value\n2024-03-01T00:00:00Z,1\n2024-03-01T00:01:00Z,1,5\n",

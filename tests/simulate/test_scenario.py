@@ -483,3 +483,10 @@ def test_an_hpa_default_that_cannot_reach_the_peak_is_warned_about(
     path = write_scenario(tmp_path, [1e10] * 10, maxReplicas=500)
     assert simulate_command(path, None, None, None, None) == 0
     assert "hpa-default: maxReplicas 500 (the scenario's maxReplicas)" in capsys.readouterr().err
+
+
+def test_an_age_slo_on_a_backend_without_a_queue_is_noted(tmp_path: Path) -> None:
+    sc = load_scenario(write_scenario(tmp_path, slo={"maxAgeSeconds": 600}))
+    assert "slo.maxAgeSeconds is ignored: only a queue backend has messages to age" in " ".join(
+        sc.notes
+    )
