@@ -63,7 +63,7 @@ def print_table(data: dict[str, Any], title: str, file: Any = None) -> None:
     Console(file=file or sys.stdout, width=120).print(table)
 
 
-def print_tradeoff(data: dict[str, Any]) -> None:
+def print_tradeoff(data: dict[str, Any], file: Any = None) -> None:
     """What the SLO budget costs: the tuned policy with only its first target moved."""
     from rich.console import Console
     from rich.table import Table
@@ -93,7 +93,12 @@ def print_tradeoff(data: dict[str, Any]) -> None:
                 for k in ("oracleRatio", "sloViolationMinutes")
             ),
         )
-    Console(file=sys.stdout, width=120).print(table)
+    Console(file=file or sys.stdout, width=120).print(table)
+
+
+def _stdout(path: Path | None) -> bool:
+    """`-` as an output path: the output goes to stdout (and the tables to stderr)."""
+    return path is not None and str(path) == "-"
 
 
 class _StoreWriter:
@@ -179,7 +184,7 @@ def simulate_command(
         return _problems(scenario, exc)
     for note in sc.notes:
         print(f"{scenario}: note: {note}", file=sys.stderr)
-    to_stdout = json_out is not None and str(json_out) == "-"
+    to_stdout = _stdout(json_out)
     for out, flag in ((None if to_stdout else json_out, "--json"), (report, "--report")):
         # before the replay, not after it: a typo in a path would waste a long run
         problem = None if out is None else _unwritable(out)
@@ -339,9 +344,20 @@ def tune_command(
         return _problems(scenario, exc)
     for note in sc.notes:
         print(f"{scenario}: note: {note}", file=sys.stderr)
+    if _stdout(json_out) and _stdout(out_policy):
+        print("--json - and --out-policy -: only one output can go to stdout", file=sys.stderr)
+        return 2
+    if (
+        json_out is not None
+        and out_policy is not None
+        and not _stdout(json_out)
+        and json_out.resolve() == out_policy.resolve()
+    ):
+        print(f"{json_out}: --json and --out-policy name the same file", file=sys.stderr)
+        return 2
     for out, flag in ((json_out, "--json"), (out_policy, "--out-policy")):
         # before the search, not after it: a typo in a path would waste the whole run
-        problem = None if out is None else _unwritable(out)
+        problem = None if out is None or _stdout(out) else _unwritable(out)
         if problem:
             print(f"{out}: {flag}: cannot write: {problem}", file=sys.stderr)
             return 1
@@ -425,8 +441,10 @@ def _report_tune(
         if result.stopped is None
         else f"{result.trials} of {trials} trials ({result.stopped})"
     )
-    print_table({"results": rows}, f"tune {data['scenario']}: {done}, seed {seed}")
-    print_tradeoff(data)
+    # with an output on stdout (`-`), the tables go to stderr
+    tables = sys.stderr if _stdout(json_out) or _stdout(out_policy) else sys.stdout
+    print_table({"results": rows}, f"tune {data['scenario']}: {done}, seed {seed}", tables)
+    print_tradeoff(data, tables)
     if not result.feasible:
         searched = data["best"]["trainWithMargin"]["sloViolationMinutes"]
         print(
@@ -435,12 +453,19 @@ def _report_tune(
             f"policy is the one that came closest ({searched:g} minutes)",
             file=sys.stderr,
         )
-    try:
-        if json_out is not None:
-            _write_whole(json_out, json.dumps(data, indent=2) + "\n")
-        if out_policy is not None:
-            _write_whole(out_policy, manifest_yaml(result.policy))
-    except OSError as exc:
-        print(f"{exc.filename}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    outputs: list[tuple[Path | None, str, Callable[[], str]]] = [
+        (json_out, "--json", lambda: json.dumps(data, indent=2) + "\n"),
+        (out_policy, "--out-policy", lambda: manifest_yaml(result.policy)),
+    ]
+    for path, flag, text in outputs:
+        if path is None:
+            continue
+        if _stdout(path):
+            sys.stdout.write(text())
+            continue
+        try:
+            _write_whole(path, text())
+        except OSError as exc:
+            print(f"{exc.filename}: {flag}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     return 0

@@ -156,7 +156,7 @@ class MetricsSpec(_Finite):
     sample_seconds: float = Field(60.0, ge=0.001)
 
 
-class Range(_M):
+class Range(_Finite):
     low: float
     high: float
     log: bool = False

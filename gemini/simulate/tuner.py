@@ -172,8 +172,7 @@ def apply_params(
 ) -> ScalingPolicy:
     """A copy of the policy with the parameters set; validated like any manifest. With a
     `profile`, `floorFactor` becomes the policy's daily floor schedules."""
-    doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
-    doc.pop("status", None)
+    doc = manifest_doc(policy)
     spec = doc["spec"]
     if profile is not None and params.get("floorFactor"):
         floors = profile.schedules(
@@ -474,7 +473,10 @@ class DailyProfile:
                 hour, minute = divmod(start // 60, 60)
                 out.append(
                     {
-                        "name": f"tuned-floor-{i * self.slot_seconds // 60:04d}",
+                        # the slot's start (ready by then), as HHMM
+                        "name": "tuned-floor-{:02d}{:02d}".format(
+                            *divmod(i * self.slot_seconds // 60, 60)
+                        ),
                         "cron": f"{minute} {hour} * * *",
                         "timeZone": "UTC",
                         "durationSeconds": (j - i) * self.slot_seconds + self.lead_seconds,
@@ -701,8 +703,7 @@ class TuneResult:
     stopped: str | None = None  # "timeout" or "interrupted" when the search stopped early
 
     def to_dict(self) -> dict[str, Any]:
-        doc = self.policy.model_dump(by_alias=True, exclude_none=True, mode="json")
-        doc.pop("status", None)
+        doc = manifest_doc(self.policy)
         return {
             "scenario": self.scenario.name,
             "trials": self.trials,
@@ -713,7 +714,8 @@ class TuneResult:
             "replays": self.replays,
             "fitTarget": self.fit_target,
             "seed": self.seed,
-            "sloBudgetMinutes": round(self.budget, 4),
+            # (JSON has no infinity: an unlimited budget, `sloBudgetMinutes: .inf`, is null)
+            "sloBudgetMinutes": round(self.budget, 4) if math.isfinite(self.budget) else None,
             "demandMargin": self.margin,
             "trainStepSeconds": self.train_step,
             "feasible": self.feasible,
@@ -882,12 +884,24 @@ def _train_grid(scenario: Scenario, train: Grid) -> Grid:
         if keep < len(train):
             cut = len(train) - keep
             train = Grid(train.time(cut), train.step, train.demand[cut:], train.masked[cut:])
+    if t.max_days is not None and all(train.masked):
+        raise _refused(
+            "tune.maxDays",
+            f"the last {t.max_days:g} days of the training part are all inside long gaps or "
+            "exclude windows: nothing to score a trial on",
+        )
     coarse = train.decimated(t.decimate)
     if len(coarse) < MIN_PART_STEPS:
         raise _refused(
             "tune.decimate",
             f"{t.decimate} turns the {len(train)} training steps into {len(coarse)}; "
             f"training needs {MIN_PART_STEPS} at least",
+        )
+    if not any(d > 0 for d, m in zip(coarse.demand, coarse.masked, strict=True) if not m):
+        # every target keeps any budget there: the search would pick the highest it may
+        raise _refused(
+            "tune.maxDays" if t.max_days is not None else "tune.trainFraction",
+            "the training part has no load at any scored step: nothing to tune against",
         )
     return coarse
 
@@ -974,7 +988,14 @@ def tune(
             if margin > 0
             else hpa_train
         )
-        budget = hpa_stressed.slo_violation_minutes * scenario.spec.tune.slo_budget_factor
+        hpa_minutes = hpa_stressed.slo_violation_minutes
+        budget = hpa_minutes * scenario.spec.tune.slo_budget_factor
+        # violations come in whole steps: below one step the factor would allow none at all
+        # where hpa-default has some (often the unavoidable start-up), so no trial could keep
+        # it; the budget is then one step (still no more than hpa-default's)
+        step_minutes = stressed.step / 60.0
+        if 0 < budget < step_minutes <= hpa_minutes:
+            budget = step_minutes
 
     # the fitted target is not sampled: each trial's line search starts from the best
     # feasible trial's fitted target so far (else the starting points')
@@ -1177,8 +1198,21 @@ def tune(
     )
 
 
-def manifest_yaml(policy: ScalingPolicy) -> str:
-    """The manifest as YAML, ready for `kubectl apply` (and `gemini validate`)."""
+def manifest_doc(policy: ScalingPolicy) -> dict[str, Any]:
+    """The policy as a manifest: no status, no empty labels or annotations, and no namespace
+    unless the user's manifest has one (`kubectl apply -n prod` refuses a manifest that says
+    `namespace: default`)."""
     doc = policy.model_dump(by_alias=True, exclude_none=True, mode="json")
     doc.pop("status", None)
-    return yaml.safe_dump(doc, sort_keys=False)
+    meta = doc.get("metadata", {})
+    if "namespace" not in policy.metadata.model_fields_set:
+        meta.pop("namespace", None)
+    for key in ("labels", "annotations"):
+        if not meta.get(key):
+            meta.pop(key, None)
+    return doc
+
+
+def manifest_yaml(policy: ScalingPolicy) -> str:
+    """The manifest as YAML, ready for `kubectl apply` (and `gemini validate`)."""
+    return yaml.safe_dump(manifest_doc(policy), sort_keys=False)

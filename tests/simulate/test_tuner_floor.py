@@ -211,3 +211,9 @@ def test_tune_with_a_daily_floor_learns_it_from_the_training_part_only(tmp_path:
     _, res2 = tuned(changed)
     assert res2.to_dict()["dailyFloor"] == out["dailyFloor"]
     assert math.isfinite(res2.test.capacity_hours)
+
+
+def test_floor_schedules_are_named_by_the_hhmm_their_slot_starts_at() -> None:
+    counts = tuple(5 if i in (0, 2, 23, 47) else 1 for i in range(48))  # half hours
+    names = [s["name"] for s in DailyProfile(1800, 120, counts).schedules(1.0, 1, 50)]
+    assert names == ["tuned-floor-0000", "tuned-floor-0100", "tuned-floor-1130", "tuned-floor-2330"]

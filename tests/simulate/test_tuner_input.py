@@ -4,6 +4,7 @@ tuner does on the user's behalf. Found by an adversarial run of `gemini tune`.""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -48,6 +49,28 @@ TOO_SHORT: list[tuple[str, dict[str, Any], list[float] | None, str]] = [
         None,
         "tune.trainFraction: every one of the 2015 training steps is inside a long gap or an "
         "exclude window: nothing to score a trial on",
+    ),
+    (
+        # the last half day of training is excluded: the check ran before the cut
+        "max-days-all-excluded",
+        {
+            "trace": {
+                "exclude": [{"start": "2024-01-01T02:00:00Z", "end": "2024-01-01T09:00:00Z"}]
+            },
+            "tune": {"maxDays": 0.1},
+        },
+        None,
+        "tune.maxDays: the last 0.1 days of the training part are all inside long gaps or "
+        "exclude windows: nothing to score a trial on",
+    ),
+    (
+        # any target keeps any budget on no load: the search took the highest, 95 %, above
+        # the SLO's 90 %, and the held-back part violated at every step with load
+        "training-part-without-load",
+        {},
+        [0.0] * 600 + [3.0] * 120,
+        "tune.trainFraction: the training part has no load at any scored step: nothing to tune "
+        "against",
     ),
     (
         "decimate-beyond-the-training-part",
@@ -98,6 +121,19 @@ SPACE: list[tuple[str, dict[str, Any], str]] = [
         "tune.space.floorFactor: searched only with tune.dailyFloor",
     ),
 ]
+
+
+def test_an_infinite_search_bound_is_a_field_error(tmp_path: Path) -> None:
+    """It was an OverflowError traceback (whole-number ranges) or numpy's (floorFactor)."""
+    for name, rng in (
+        ("scaleDownWindow", {"low": 0, "high": math.inf}),
+        ("target", {"low": -math.inf, "high": 80}),
+    ):
+        path = write_scenario(tmp_path, tune={"space": {name: rng}})
+        with pytest.raises(SpecError) as err:
+            load_scenario(path)
+        end = "high" if rng["high"] == math.inf else "low"
+        assert (f"tune.space.{name}.{end}", "must be a finite number") in err.value.problems
 
 
 @pytest.mark.parametrize(("case", "space", "message"), SPACE, ids=[c[0] for c in SPACE])
@@ -403,3 +439,55 @@ def test_the_tradeoff_of_a_part_the_oracle_needs_nothing_for(tmp_path: Path) -> 
     assert len(points) >= 3
     assert all(p["test"]["oracleRatio"] is None for p in points)
     assert all(p["train"]["oracleRatio"] is not None for p in points)
+
+
+def test_a_budget_under_one_step_is_one_step_when_hpa_default_violates(tmp_path: Path) -> None:
+    """A constant load on 2 replicas that need 6: hpa-default's only violation is the start-up
+    minute, and 0.9 of it (60 s steps) allowed no violation at all, so every trial was over
+    the budget. The budget is one step, no more than hpa-default's."""
+    sc = load_scenario(write_scenario(tmp_path, [5.0] * 600, stepSeconds=60))
+    result = tune(sc, trials=2, jobs=1, tradeoff=False)
+    assert result.baselines["hpa-default"]["train"].slo_violation_minutes == 1.0
+    assert result.budget == 1.0 and result.feasible
+
+
+def test_an_unlimited_budget_is_null_in_the_json(tmp_path: Path) -> None:
+    """JSON has no infinity: `sloBudgetMinutes: .inf` wrote `Infinity`, which parsers refuse."""
+    sc = load_scenario(write_scenario(tmp_path, tune={"sloBudgetMinutes": math.inf}))
+    data = tune(sc, trials=1, jobs=1, tradeoff=False).to_dict()
+    assert data["sloBudgetMinutes"] is None
+    json.loads(json.dumps(data), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+
+
+def test_the_tuned_manifest_keeps_the_users_metadata(tmp_path: Path) -> None:
+    """No `namespace: default` the user did not write (`kubectl apply -n prod` refuses it), no
+    empty labels; a namespace the user wrote stays."""
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.tuner import manifest_yaml
+
+    plain = apply_params(parse_policy(policy_doc()), {"target": 75})
+    doc = yaml.safe_load(manifest_yaml(plain))
+    assert doc["metadata"] == {"name": "web"}
+    assert doc["spec"]["metrics"][0]["target"]["averageUtilization"] == 75
+    placed = policy_doc()
+    placed["metadata"].update(namespace="prod", labels={"team": "web"})
+    doc = yaml.safe_load(manifest_yaml(apply_params(parse_policy(placed), {"target": 75})))
+    assert doc["metadata"] == {"name": "web", "namespace": "prod", "labels": {"team": "web"}}
+
+
+def test_tune_outputs_to_stdout_and_refuses_two_outputs_in_one_place(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path)
+    runner = CliRunner()
+    got = runner.invoke(app, ["tune", str(path), "--trials", "1", "--jobs", "1", "--json", "-"])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["trials"] == 1  # the JSON alone on stdout
+    assert not Path("-").exists()
+    got = runner.invoke(
+        app, ["tune", str(path), "--trials", "1", "--out-policy", "-", "--json", "-"]
+    )
+    assert got.exit_code == 2 and "only one output can go to stdout" in got.stderr
+    same = tmp_path / "out"
+    got = runner.invoke(
+        app, ["tune", str(path), "--trials", "1", "--out-policy", str(same), "--json", str(same)]
+    )
+    assert got.exit_code == 2 and "--json and --out-policy name the same file" in got.stderr
