@@ -139,6 +139,11 @@ def search_space(
                     f"{where}: no whole number in range",
                     [(where, f"no whole number between {rng.low:g} and {rng.high:g}")],
                 )
+        if rng.log and low <= 0:
+            raise SpecError(
+                f"{where}: log with low {low:g}",
+                [(where, f"a log range needs low > 0 (got {low:g}); or set log: false")],
+            )
         _check_range(policy, where, name, low, high, {p.name for p in space})
         space = [Param(p.name, low, high, p.integer, rng.log) if p is own else p for p in space]
     return space

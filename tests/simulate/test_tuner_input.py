@@ -116,6 +116,12 @@ SPACE: list[tuple[str, dict[str, Any], str]] = [
         "tune.space.target: no whole number between 30.5 and 30.7",
     ),
     (
+        # it was searched linearly, without a word
+        "log-from-zero",
+        {"scaleUpTolerance": {"low": 0, "high": 0.2, "log": True}},
+        "tune.space.scaleUpTolerance: a log range needs low > 0 (got 0); or set log: false",
+    ),
+    (
         "floor-without-daily-floor",
         {"floorFactor": {"low": 0, "high": 1}},
         "tune.space.floorFactor: searched only with tune.dailyFloor",
