@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from gemini.simulate.replay import Grid, Run
 from gemini.simulate.runner import simulate
 from gemini.simulate.scenario import load_scenario
-from gemini.simulate.scoring import Slo, lead_floor_counts, oracle_run, score, static_peak_run
+from gemini.simulate.scoring import (
+    Slo,
+    lead_floor_counts,
+    oracle_counts,
+    oracle_run,
+    score,
+    static_peak_run,
+)
 from tests.simulate.helpers import write_scenario
 
 demands = st.lists(st.floats(0.0, 500.0, allow_nan=False), min_size=1, max_size=200)
@@ -78,6 +85,15 @@ def test_a_violation_too_short_for_the_rounding_still_shows() -> None:
     # a value that does not round to zero keeps the usual four decimals
     coarse = Run("q", "policy", Grid(0.0, 60.0, (1.0,) * 7, (False,) * 7), [2] * 7, [2.0] * 7)
     assert score(coarse, Slo(0.9)).to_dict()["capacityHours"] == 0.2333  # 14 replica-minutes
+
+
+def test_oracle_counts_are_remembered_per_grid_and_never_shared() -> None:
+    grid = Grid(0.0, 60.0, (1.0, 5.0), (False, False))
+    first = oracle_counts(grid, 1.0, Slo(0.9))
+    first[0] = 99  # the caller's own list
+    assert oracle_counts(grid, 1.0, Slo(0.9)) == [2, 6]
+    assert oracle_counts(grid, 1.0, Slo(0.5)) == [2, 10]
+    assert oracle_counts(Grid(0.0, 60.0, (1.0, 9.0), (False, False)), 1.0, Slo(0.9)) == [2, 10]
 
 
 def test_masked_steps_do_not_count() -> None:
