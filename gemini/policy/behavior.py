@@ -152,6 +152,9 @@ class Resolved:
     max_replicas: int = 0
     schedules: tuple[Schedule, ...] = ()
     bigtable: BigtableTarget | None = None
+    # the policy itself may scale to zero (minReplicas 0, or a schedule's): zero replicas are
+    # then its own doing, not autoscaling turned off by hand (HPA's rule for minReplicas > 0)
+    zero_allowed: bool = False
 
 
 _CACHE: dict[int, tuple[Spec, Resolved]] = {}
@@ -191,6 +194,7 @@ def resolve(spec: Spec) -> Resolved:
         max_replicas=spec.max_replicas,
         schedules=tuple(spec.schedules),
         bigtable=bt,
+        zero_allowed=spec.min_replicas == 0 or any(s.min_replicas == 0 for s in spec.schedules),
     )
     if len(_CACHE) > 4096:
         _CACHE.clear()

@@ -274,8 +274,10 @@ def decide(
     limited = False  # a rate policy or Bigtable's guardrail clipped the stabilized count
 
     bt = rules.bigtable
-    if current == 0 and rules.min_replicas != 0:
-        # HPA: replicas set to 0 by hand with minReplicas > 0 disables autoscaling.
+    if current == 0 and not rules.zero_allowed:
+        # HPA: replicas set to 0 by hand with minReplicas > 0 disables autoscaling. A policy
+        # that may scale to zero itself (a schedule's minReplicas 0 too) is not disabled by
+        # it: it leaves zero by activation, or for the bound once the schedule ends.
         desired, behaviors = 0, False
         note("bounds", 0, Reason.SCALING_DISABLED.value)
     elif current > hi:

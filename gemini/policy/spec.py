@@ -122,6 +122,9 @@ class Model(BaseModel):
         alias_generator=to_camel,
         frozen=True,
         use_enum_values=False,
+        # NaN and infinities mean nothing in a policy: a NaN activationValue kept a loaded
+        # workload at zero, a NaN step bound matched no value (no limit is the field left out)
+        allow_inf_nan=False,
     )
 
     @field_validator("*", mode="before")

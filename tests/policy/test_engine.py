@@ -457,7 +457,46 @@ DAILY_9_BERLIN = {
     "minReplicas": 10,
 }
 
+# a schedule that lets the workload scale to zero at night (the policy's own minimum is 3)
+NIGHT_ZERO = {
+    "name": "night-zero",
+    "cron": "0 0 * * *",
+    "timeZone": "UTC",
+    "durationSeconds": 6 * 3600,
+    "minReplicas": 0,
+}
+AT_NIGHT, IN_THE_MORNING = datetime(2026, 3, 2, 2, tzinfo=UTC), datetime(2026, 3, 2, 9, tzinfo=UTC)
+
 SCHEDULES = [
+    # found by an adversarial run: zero replicas counted as "scaled to 0 by hand" (HPA's rule
+    # for minReplicas > 0), so a workload a schedule took to zero stayed there, under any load
+    Case(
+        "zero-schedule-activates-from-zero",
+        make_spec(min_replicas=3, schedules=[NIGHT_ZERO]),
+        0,
+        {"q": 400},
+        4,
+        "Activated",
+        now=AT_NIGHT,
+    ),
+    Case(
+        "zero-schedule-stays-at-zero-when-idle",
+        make_spec(min_replicas=3, schedules=[NIGHT_ZERO]),
+        0,
+        {"q": 0},
+        0,
+        "Inactive",
+        now=AT_NIGHT,
+    ),
+    Case(
+        "zero-schedule-over-back-to-min",
+        make_spec(min_replicas=3, schedules=[NIGHT_ZERO]),
+        0,
+        {"q": 0},
+        3,
+        "CurrentBelowMin",
+        now=IN_THE_MORNING,
+    ),
     Case(
         "schedule-raises-min",
         make_spec(schedules=[BUSINESS]),

@@ -293,3 +293,30 @@ def test_a_cron_on_a_day_no_month_has_is_refused(cron: str) -> None:
 def test_a_cron_that_fires_somewhere_in_the_calendar_is_kept(cron: str) -> None:
     policy = spec.parse_policy(put("spec.schedules[0].cron", cron))
     assert policy.spec.schedules[0].cron == cron
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec.metrics[0].activationValue", float("nan")),
+        ("spec.metrics[0].activationValue", float("-inf")),
+        ("spec.behavior.scaleDown.tolerance", float("nan")),
+    ],
+)
+def test_nan_and_infinity_are_refused_in_every_number(path: str, value: float) -> None:
+    """Found by an adversarial run: a NaN activationValue passed validation and kept a loaded
+    workload at zero (no value is above NaN)."""
+    with pytest.raises(SpecError) as err:
+        spec.parse_policy(put(path, value))
+    [(where, message)] = err.value.problems
+    assert where == path and "finite" in message
+
+
+def test_nan_step_bounds_are_refused() -> None:
+    doc = base()
+    m = doc["spec"]["metrics"][0]
+    del m["target"]
+    m["stepScaling"] = {"steps": [{"lowerBound": float("nan"), "adjustment": 5}]}
+    with pytest.raises(SpecError) as err:
+        spec.parse_policy(doc)
+    assert err.value.problems[0][0] == "spec.metrics[0].stepScaling.steps[0].lowerBound"
