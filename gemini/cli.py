@@ -56,7 +56,10 @@ def crd() -> None:
 @app.command()
 def evaluate(
     policy: Annotated[Path, typer.Option("--policy", help="ScalingPolicy manifest.")],
-    current: Annotated[int, typer.Option("--current", min=0, help="Current replicas (nodes).")],
+    current: Annotated[
+        int,
+        typer.Option("--current", min=0, max=2**31 - 1, help="Current replicas (nodes)."),
+    ],
     metric: Annotated[
         list[str] | None,
         typer.Option(

@@ -161,6 +161,12 @@ def load_policy(path: Path, name: str | None = None) -> ScalingPolicy:
     if not policies:
         raise SpecError("no ScalingPolicy in file", [("", "no ScalingPolicy document in file")])
     if name is None:
+        if len(policies) > 1:
+            known = ", ".join(p.metadata.name for p in policies)
+            raise SpecError(
+                f"{len(policies)} policies in file",
+                [("metadata.name", f"the file has {len(policies)} policies ({known}): choose one")],
+            )
         return policies[0]
     for p in policies:
         if p.metadata.name == name:
@@ -415,12 +421,15 @@ def evaluate_command(
                 f"--metric {metric_name}: the policy has no such metric (it has: {', '.join(sorted(known))})"
             )
             continue
+        if metric_name in values:
+            bad.append(f"--metric {metric_name}: given twice (one value per metric)")
+            continue
         try:
             values[metric_name] = parse_metric_value(raw, metric_name in utilization)
         except ValueError as exc:
             bad.append(f"--metric {metric_name}: {exc}")
     try:
-        now = parse_iso(now_text) if now_text else SystemClock().now()
+        now = parse_iso(now_text) if now_text is not None else SystemClock().now()
     except ValueError:
         bad.append(f"--now {now_text!r}: not an ISO-8601 time")
     if bad:
@@ -429,9 +438,10 @@ def evaluate_command(
         return 1
     try:
         decision = evaluate(policy, current, values, now)
-    except OverflowError:  # the policy's windows reach back before year 1
+    except OverflowError:  # a window reaches before year 1, or a schedule's search past 9999
         print(
-            f"--now {now_text!r}: too early (the policy's windows start before year 1)",
+            f"--now {now_text!r}: out of range (the policy's windows and schedules reach "
+            "before year 1 or after year 9999 from it)",
             file=sys.stderr,
         )
         return 1

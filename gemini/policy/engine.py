@@ -23,8 +23,9 @@ changed and why (a stable reason code per clip, see `Reason`):
    unchanged), so the shell builds a second record only when it acts.
 
 Deliberate differences from HPA's Go code, both in the user's favour and tested:
-- integer results use exact arithmetic: ceil(10 x 1.1) is 11 (Go's float math gives 12), Percent
-  rate limits are computed in integers;
+- float noise is not a replica: a product within 1e-9 above a whole number is that number, so
+  ceil(10 x 1.1) is 11 (Go's float math gives 12); Percent rate limits are computed in integers
+  (the margin's edges are in docs/engine.md);
 - a ratio exactly on the tolerance (e.g. 1.1 with tolerance 0.1) counts as within it, so
   |ratio - 1| <= tolerance never scales (HPA's isWithin is also inclusive; float noise aside).
 

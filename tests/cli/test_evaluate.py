@@ -490,9 +490,16 @@ def test_text_output(tmp_path: Path) -> None:
         pytest.param(["--now", "yesterday"], "--now 'yesterday'", id="bad-now"),
         pytest.param(
             ["--metric", "rps=5", "--now", "0001-01-01T00:00:00Z"],
-            "--now '0001-01-01T00:00:00Z': too early",
+            "--now '0001-01-01T00:00:00Z': out of range",
             id="now-in-year-1",
         ),
+        # found by an adversarial run: the last value won, and an empty --now meant "now"
+        pytest.param(
+            ["--metric", "rps=900", "--metric", "rps=100"],
+            "--metric rps: given twice (one value per metric)",
+            id="metric-twice",
+        ),
+        pytest.param(["--metric", "rps=5", "--now", ""], "--now '': not an ISO", id="empty-now"),
     ],
 )
 def test_bad_input_names_the_flag(tmp_path: Path, args: list[str], message: str) -> None:
@@ -531,3 +538,22 @@ def test_unreadable_policy_file(tmp_path: Path, text: str | None, message: str) 
     assert result.stderr.startswith(f"{path}: ")
     assert ": : " not in result.stderr
     assert message in result.stderr
+
+
+def test_current_beyond_int32_is_a_usage_error(tmp_path: Path) -> None:
+    """Replica counts are int32 in Kubernetes: a larger --current is refused, not evaluated."""
+    code, _, err = run(tmp_path, manifest(ONE_RPS), "--current", str(2**31), "--metric", "rps=1")
+    assert code == 2 and "--current" in err
+
+
+def test_a_file_of_several_policies_needs_a_name(tmp_path: Path) -> None:
+    """It evaluated the first one without a word."""
+    other = manifest(ONE_RPS)
+    other["metadata"]["name"] = "api"
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([manifest(ONE_RPS), other]))
+    args = ["evaluate", "--policy", str(path), "--current", "2", "--metric", "rps=100"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "metadata.name: the file has 2 policies (web, api): choose one" in result.stderr
+    assert runner.invoke(app, [*args, "--name", "api"]).exit_code == 0
