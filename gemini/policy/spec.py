@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import WithJsonSchema
 
 from gemini.errors import SpecError
@@ -113,6 +114,22 @@ def _admits_bool(annotation: Any) -> bool:
     return annotation is bool or any(_admits_bool(a) for a in get_args(annotation))
 
 
+# what a plain number or boolean field is, for the error when a string is given for one
+_SCALAR_KIND = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _scalar_kind(field: FieldInfo) -> str | None:
+    """The kind of a field that is a number or boolean and takes no string (the CRD's `integer`,
+    `number`, `boolean`), else None: a quantity (parsed from a string by a BeforeValidator), a
+    string, an enum, a union with any of these."""
+    if any(isinstance(m, BeforeValidator) for m in field.metadata):
+        return None
+    kinds = [a for a in (get_args(field.annotation) or (field.annotation,)) if a is not type(None)]
+    if not kinds or not all(k in _SCALAR_KIND for k in kinds):
+        return None
+    return _SCALAR_KIND[kinds[0]]
+
+
 class Model(BaseModel):
     """Base: camelCase names, unknown fields are errors, values are immutable."""
 
@@ -130,11 +147,18 @@ class Model(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """pydantic reads true as 1 for a number; a manifest meaning a number never says true."""
-        if isinstance(value, bool) and info.field_name is not None:
+        """pydantic reads true as 1 for a number, and "10" as 10; a manifest meaning a number
+        never says true, and the API server refuses a string where the CRD wants an integer,
+        a number or a boolean, so `gemini validate` does too (quantities are strings)."""
+        if isinstance(value, bool | str) and info.field_name is not None:
             field = cls.model_fields.get(info.field_name)
-            if field is not None and not _admits_bool(field.annotation):
+            if field is None:
+                return value
+            if isinstance(value, bool) and not _admits_bool(field.annotation):
                 raise ValueError(f"must not be a boolean (got {str(value).lower()})")
+            kind = _scalar_kind(field) if isinstance(value, str) else None
+            if kind is not None:
+                raise ValueError(f"must be {kind}, not a string (got {value!r})")
         return value
 
 

@@ -320,3 +320,28 @@ def test_nan_step_bounds_are_refused() -> None:
     with pytest.raises(SpecError) as err:
         spec.parse_policy(doc)
     assert err.value.problems[0][0] == "spec.metrics[0].stepScaling.steps[0].lowerBound"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("spec.maxReplicas", "10", "must be a whole number, not a string (got '10')"),
+        ("spec.metrics[0].activationValue", "5", "must be a number, not a string (got '5')"),
+        ("spec.behavior.scaleDown.policies[0].value", "50", "must be a whole number, not a"),
+    ],
+)
+def test_a_string_for_a_number_is_refused_as_the_api_server_would(
+    path: str, value: str, message: str
+) -> None:
+    """Found by an adversarial run: pydantic read "10" as 10, so `gemini validate` passed a
+    manifest that the CRD's `type: integer` makes the API server refuse."""
+    with pytest.raises(SpecError) as err:
+        spec.parse_policy(put(path, value))
+    [(where, got)] = err.value.problems
+    assert where == path and got.startswith(message)
+
+
+def test_quantities_are_still_strings() -> None:
+    policy = spec.parse_policy(put("spec.metrics[0].target.averageValue", "1.5k"))
+    target = policy.spec.metrics[0].target
+    assert target is not None and target.amount == 1500.0
