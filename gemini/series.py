@@ -63,6 +63,17 @@ class Observation:
         return Observation(metric=metric, samples=(Sample(utc(at), float(value)),))
 
 
+# an interval between samples longer than this many median intervals is a gap: held, but not
+# scored by the simulator (`trace.maxGapSeconds` sets the length instead)
+LONG_GAP_INTERVALS = 3
+
+
+def long_gap(spacing: float, max_gap: float | None = None) -> float:
+    """The interval between samples beyond which it is a gap: `max_gap` when given, else
+    LONG_GAP_INTERVALS x `spacing` (a median sample interval)."""
+    return LONG_GAP_INTERVALS * spacing if max_gap is None else max_gap
+
+
 @dataclass(frozen=True, slots=True)
 class Trace:
     """A recorded series: parallel, strictly increasing timestamps (epoch seconds) and values."""

@@ -27,7 +27,7 @@ from gemini.policy.decision import Decision
 from gemini.policy.spec import Metric, ScalingPolicy
 from gemini.policy.state import PolicyState
 from gemini.scalers.simulated import SimulatedScaler
-from gemini.series import Observation, Sample, Trace
+from gemini.series import Observation, Sample, Trace, long_gap
 from gemini.simulate.models import Model, ModelSpec
 
 
@@ -91,9 +91,7 @@ def make_grid(
     masked: list[bool] = []
     i = 0
     last = len(times) - 1
-    long_gap = (
-        max_gap if max_gap is not None else 3 * (spacing if gap_spacing is None else gap_spacing)
-    )
+    limit = long_gap(spacing if gap_spacing is None else gap_spacing, max_gap)
     for k in range(n):
         a = t0 + k * step
         b = a + step
@@ -117,7 +115,7 @@ def make_grid(
                     break
             demand.append(acc / step)
             gap = spacing
-        out = gap > long_gap
+        out = gap > limit
         if not out:
             for lo, hi in exclude:
                 if a < hi and b > lo:

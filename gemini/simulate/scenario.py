@@ -31,7 +31,7 @@ from gemini.clock import parse_iso, utc
 from gemini.errors import SpecError
 from gemini.manifests import load_yaml
 from gemini.policy.spec import MAX_REPLICAS, ScalingPolicy, format_path, parse_policy
-from gemini.series import Trace, read_trace
+from gemini.series import Trace, long_gap, read_trace
 from gemini.simulate.models import OBSERVABLES, PRODUCES, ModelSpec
 
 DEFAULT_STEP = 15.0
@@ -566,7 +566,7 @@ def gap_note(trace: Trace, max_gap: float | None) -> str | None:
     """What the trace's long gaps leave unscored, for the user (None: no long gap). A gap is
     held either way; `make_grid` masks the steps inside one from scoring."""
     spacing = trace.spacing()
-    limit = 3 * spacing if max_gap is None else max_gap
+    limit = long_gap(spacing, max_gap)
     gaps = [b - a for a, b in itertools.pairwise(trace.times) if b - a > limit]
     if not gaps:
         return None
