@@ -114,6 +114,9 @@ class FakeMetricService:
     # Knobs to act like a sloppier server: ignore the filter / the cross-series reducer.
     honor_filter: bool = True
     honor_reducer: bool = True
+    # The most calls ever served at once (concurrency checks without a wall-clock bound).
+    max_in_flight: int = 0
+    _in_flight: int = 0
     _faults: list[Injected] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -162,11 +165,22 @@ class FakeMetricService:
         with self._lock:
             self._faults.extend(Injected(None, "", seconds) for _ in range(times))
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait for calls still being served (a delayed call outlives its client's deadline)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._in_flight == 0:
+                    return True
+            time.sleep(0.01)
+        return False
+
     def clear(self) -> None:
         with self._lock:
             self.series.clear()
             self.requests.clear()
             self._faults.clear()
+            self.max_in_flight = 0
             self.honor_filter = True
             self.honor_reducer = True
 
@@ -175,6 +189,16 @@ class FakeMetricService:
     def list_time_series(self, request: Any, context: grpc.ServicerContext) -> Any:
         copy = ListRequest()
         copy.CopyFrom(request)
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._serve(request, copy, context)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _serve(self, request: Any, copy: Any, context: grpc.ServicerContext) -> Any:
         with self._lock:
             self.requests.append(copy)
             fault = None

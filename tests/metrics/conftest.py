@@ -23,7 +23,8 @@ def monitoring_server() -> Iterator[MonitoringServer]:
 
 @pytest.fixture
 def monitoring(monitoring_server: MonitoringServer) -> Iterator[FakeMetricService]:
-    """The server's state, empty at the start of each test."""
+    """The server's state, empty and idle at the start of each test."""
+    assert monitoring_server.service.wait_idle(), "a call from an earlier test is still served"
     monitoring_server.service.clear()
     monitoring_server.service.page_size_cap = None
     yield monitoring_server.service

@@ -476,7 +476,8 @@ def test_read_budget_bounds_a_slow_cycle(
     out = PubsubSource(reader=r).fetch(
         [request("b", pubsub(p, "sub")) for p in ("p1", "p2", "p3")], NOW
     )
-    assert time.monotonic() - start < 1.5
+    # without the budget: 10 attempts x 0.3 s plus backoff, over 3 s
+    assert time.monotonic() - start < 2.5
     assert [o.error_kind for o in out] == ["deadline"] * 3
     assert len(monitoring.requests) <= 3 * 3  # retries stop when the budget is spent
 
@@ -484,16 +485,13 @@ def test_read_budget_bounds_a_slow_cycle(
 def test_groups_are_read_concurrently(
     monitoring: FakeMetricService, monitoring_server: MonitoringServer
 ) -> None:
-    import time
-
     for i in range(4):
         seed_sub(monitoring, f"p{i}", "sub", i)
-    monitoring.delay(0.4, times=4)
-    start = time.monotonic()
+    monitoring.delay(0.4, times=4)  # each call is still being served when the others arrive
     out = PubsubSource(reader=reader(monitoring_server)).fetch(
         [request("b", pubsub(f"p{i}", "sub")) for i in range(4)], NOW
     )
-    assert time.monotonic() - start < 1.2  # 4 x 0.4 s serially
+    assert monitoring.max_in_flight == 4  # 1 if the groups were read one after another
     assert [o.latest.value for o in out if o.latest] == [0, 1, 2, 3]
 
 
