@@ -201,7 +201,8 @@ def apply_params(
         for step in m0["stepScaling"]["steps"]:
             for key in ("lowerBound", "upperBound"):
                 if step.get(key) is not None:
-                    step[key] = step[key] * f
+                    # (6 digits: the user's bound times a 3-digit scale, without float dust)
+                    step[key] = significant(step[key] * f, 6)
     if "metricWindow" in params:
         w = int(params["metricWindow"])
         m0["windowSeconds"] = w
@@ -250,6 +251,28 @@ HPA_DEFAULTS: dict[str, float] = {
     "scaleDownCooldown": 0,
     "floorFactor": 0,
 }
+
+
+# significant digits of a float parameter the search picks (a target of 0.0673 a replica, not
+# 0.06728181468665898): what a person would write, and the value the trials score
+SIGNIFICANT_DIGITS = 3
+
+
+def significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """`value` to `digits` significant digits (0 and non-finite values as they are)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def picked(p: Param, value: float) -> float:
+    """A value the search picked for `p`, as the manifest carries it: a whole number for an
+    integer parameter, `SIGNIFICANT_DIGITS` for a log-scale one (a value target, the step
+    scale), 4 decimals for a linear one (a tolerance); kept inside the range."""
+    if p.integer:
+        return round(value)
+    v = significant(value) if p.log else round(value, 4)
+    return v if p.low <= v <= p.high else float(value)
 
 
 def _inside(p: Param, value: float) -> float:
@@ -358,9 +381,16 @@ class Lattice:
         p = self.param
         if p.integer:
             return float(self._first + i)
+        k = self._first + i
         if self._geometric:
-            return self._anchor * (1.0 + FLOAT_STEP) ** (self._first + i)
-        return p.low + (p.high - p.low) * i / 100
+            # the anchor as given; the others to 3 significant digits, which keeps 2 % steps
+            # apart and in order (each moves at most half of the third digit, under 0.5 %)
+            if k == 0:
+                return self._anchor
+            exact = self._anchor * (1.0 + FLOAT_STEP) ** k
+            v = significant(exact)
+            return v if p.low <= v <= p.high else exact
+        return picked(p, p.low + (p.high - p.low) * i / 100)
 
     def index(self, v: float) -> int:
         p = self.param
@@ -532,8 +562,8 @@ def tradeoff_values(param: Param, best: float) -> list[float]:
     values: list[float] = []
     for f in TRADEOFF_FACTORS:
         v = min(max(best * f, param.low), param.high) if f != 1.0 else best
-        if param.integer and v != best:
-            v = float(round(v))
+        if v != best:
+            v = float(picked(param, v))
         if v not in values:
             values.append(v)
     return sorted(values)
@@ -1071,8 +1101,8 @@ def tune(
                             p.name, int(p.low), int(p.high), log=p.log and p.low > 0
                         )
                     else:
-                        params[p.name] = trial.suggest_float(
-                            p.name, p.low, p.high, log=p.log and p.low > 0
+                        params[p.name] = picked(
+                            p, trial.suggest_float(p.name, p.low, p.high, log=p.log and p.low > 0)
                         )
                 jobs_list.append((params, start_target, bound))
             fits = (
@@ -1114,7 +1144,9 @@ def tune(
         best = min(feasible, key=lambda t: (t.value, t.number))
     else:
         best = min(finished, key=lambda t: (t.user_attrs["excess"], t.value, t.number))
-    params = dict(best.params)
+    bounds = {p.name: p for p in space}
+    # as the trial replayed them (optuna keeps the value it suggested, before `picked`)
+    params = {k: picked(bounds[k], v) if k in bounds else v for k, v in best.params.items()}
     if fitted is not None:
         t = float(best.user_attrs["target"])
         params = {"target": int(t) if fitted.integer else t, **params}

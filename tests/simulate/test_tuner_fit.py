@@ -140,6 +140,8 @@ def test_the_lattice_spans_the_range_holds_the_anchor_and_round_trips(
         assert lowest < param.low + step + 1e-12 and highest > param.high - step - 1e-12
     assert all(a < b for a, b in itertools.pairwise(values))
     assert [lattice.index(v) for v in values] == list(range(lattice.size))
+    # what a person would write: 3 significant digits, but the policy's own target as it is
+    assert all(v == float(f"{v:.3g}") for v in values if v != anchor)
     assert lattice.value(lattice.index(anchor)) == pytest.approx(anchor, rel=1e-12)
     assert lattice.index(param.low - 1) == 0 and lattice.index(param.high + 1) == lattice.size - 1
 

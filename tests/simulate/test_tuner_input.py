@@ -325,6 +325,12 @@ def test_a_forecast_target_may_be_searched_until_it_all_but_drops_out() -> None:
             id="average-value",
         ),
         pytest.param(
+            Param("target", 0.02, 0.2, integer=False, log=True),
+            0.0673,
+            [0.0538, 0.0606, 0.0673, 0.074, 0.0841],
+            id="three-significant-digits",
+        ),
+        pytest.param(
             Param("stepScale", 0.5, 2.0, integer=False),
             1.9,
             [1.52, 1.71, 1.9, 2.0],
@@ -338,6 +344,7 @@ def test_tradeoff_values(param: Param, best: float, expected: list[float]) -> No
     got = tradeoff_values(param, best)
     assert got == pytest.approx(expected)
     assert best in got
+    assert all(v == float(f"{v:.3g}") for v in got)  # 0.0538, not 0.05384
 
 
 def _grid(values: list[float], step: float = 300.0, masked: set[int] | None = None) -> Grid:
@@ -497,3 +504,35 @@ def test_tune_outputs_to_stdout_and_refuses_two_outputs_in_one_place(tmp_path: P
         app, ["tune", str(path), "--trials", "1", "--out-policy", str(same), "--json", str(same)]
     )
     assert got.exit_code == 2 and "--json and --out-policy name the same file" in got.stderr
+
+
+def test_the_tuned_manifest_carries_the_float_values_the_trials_scored(tmp_path: Path) -> None:
+    """A fitted value target and the trade-off points have three significant digits
+    (averageValue 0.0673, not 0.06728181468665898), tolerances four decimals: what a person
+    writes, and exactly what the trials replayed; the JSON's params are the manifest's."""
+    doc = policy_doc()
+    doc["spec"]["metrics"] = [
+        {
+            "name": "load",
+            "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "load"}},
+            "target": {"type": "AverageValue", "averageValue": 0.7},
+        }
+    ]
+    values = [3.0 + 2.0 * math.sin(k / 40) + random.Random(k).random() for k in range(900)]
+    path = write_scenario(tmp_path, values, tune={"decimate": 4}, observe={"load": "load"})
+    (tmp_path / "policies" / "web.yaml").write_text(yaml.safe_dump(doc))
+    data = tune(load_scenario(path), trials=6, seed=1, jobs=1).to_dict()
+    params = data["best"]["params"]
+    floats = {k: v for k, v in params.items() if isinstance(v, float)}
+    assert "target" in floats and "scaleUpTolerance" in floats
+    tolerances = {k: v for k, v in floats.items() if k.endswith("Tolerance")}
+    assert all(v == round(v, 4) for v in tolerances.values()), tolerances
+    assert floats["target"] == float(f"{floats['target']:.3g}")
+    assert floats["target"] != 0.7  # the fit moved off the policy's own target
+    spec = data["best"]["policy"]["spec"]
+    assert spec["metrics"][0]["target"]["averageValue"] == floats["target"]
+    assert spec["behavior"]["scaleUp"]["tolerance"] == floats["scaleUpTolerance"]
+    assert spec["behavior"]["scaleDown"]["tolerance"] == floats["scaleDownTolerance"]
+    points = data["tradeoff"]["points"]
+    assert len(points) >= 3
+    assert all(p["value"] == float(f"{p['value']:.3g}") for p in points)
