@@ -196,13 +196,8 @@ def apply_params(
                 t["averageValue"] = float(params[key])
             else:
                 t["value"] = float(params[key])
-    if "stepScale" in params and "stepScaling" in m0:
-        f = float(params["stepScale"])
-        for step in m0["stepScaling"]["steps"]:
-            for key in ("lowerBound", "upperBound"):
-                if step.get(key) is not None:
-                    # (6 digits: the user's bound times a 3-digit scale, without float dust)
-                    step[key] = significant(step[key] * f, 6)
+    if "stepScale" in params and "stepScaling" in m0 and float(params["stepScale"]) != 1.0:
+        _scale_steps(m0["stepScaling"]["steps"], float(params["stepScale"]))
     if "metricWindow" in params:
         w = int(params["metricWindow"])
         m0["windowSeconds"] = w
@@ -230,9 +225,22 @@ def apply_params(
         if f"{prefix}Cooldown" in params:
             rules["cooldownSeconds"] = int(params[f"{prefix}Cooldown"])
         if f"{prefix}Tolerance" in params:
-            rules["tolerance"] = round(float(params[f"{prefix}Tolerance"]), 4)
+            rules["tolerance"] = float(params[f"{prefix}Tolerance"])
         behavior[direction] = rules
     return parse_policy(doc)
+
+
+def _scale_steps(steps: list[dict[str, Any]], factor: float) -> None:
+    """The step bounds times `factor`, to 12 significant digits (100 x 1.23 is 123, not
+    123.00000000000001), unless that would make two different bounds equal."""
+    keys = [(step, key) for step in steps for key in ("lowerBound", "upperBound")]
+    keys = [(step, key) for step, key in keys if step.get(key) is not None]
+    exact = [step[key] * factor for step, key in keys]
+    rounded = [significant(v, 12) for v in exact]
+    if len(set(rounded)) != len(set(exact)):
+        rounded = exact
+    for (step, key), v in zip(keys, rounded, strict=True):
+        step[key] = v
 
 
 HPA_DEFAULTS: dict[str, float] = {
@@ -419,6 +427,7 @@ def fit_target(
     budget: float,
     max_replays: int = MAX_FIT_REPLAYS,
     bound: float = math.inf,
+    anchor: float | None = None,
 ) -> Fit:
     """The cheapest target on `param`'s lattice whose violation minutes keep `budget`, searched
     from `start`: doubling steps up while the budget holds (down while it does not) until it
@@ -428,8 +437,10 @@ def fit_target(
     feasible point within `max_replays`, the one with the fewest violations (then cost).
     `bound` is the cost to beat (the best trial's so far): a walk down stops at a point over the
     budget that already costs that much, since lower targets only cost more.
+    `anchor` is the value the lattice goes through (the policy's own target; default `start`):
+    every fit of a search walks the same lattice, starting wherever the best trial ended.
     `evaluate(target)` returns (capacity-hours, violation minutes)."""
-    lattice = Lattice(param, start)
+    lattice = Lattice(param, start if anchor is None else anchor)
     seen: dict[int, tuple[float, float]] = {}
 
     def ok(i: int) -> bool:
@@ -687,6 +698,7 @@ def _trial(job: tuple[dict[str, float], float | None, float]) -> Fit:
         start,
         _CTX["budget"],
         bound=bound,
+        anchor=_CTX["fit_anchor"],
     )
 
 
@@ -1053,6 +1065,7 @@ def tune(
         margin=margin,
         budget=budget,
         fitted=fitted,
+        fit_anchor=start_target,
         profile=profile,
     )
 

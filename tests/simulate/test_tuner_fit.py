@@ -170,3 +170,27 @@ def test_a_monotone_response_is_fitted_exactly_given_the_replays(boundary: int, 
     assert exact.target == boundary
     # and within log2 of the distance, twice, plus the start
     assert exact.replays <= 2 * math.ceil(math.log2(abs(boundary - start) + 2)) + 2
+
+
+def test_every_fit_walks_the_lattice_through_the_policy_own_target() -> None:
+    """Each fit starts at the best trial's fitted target. A lattice anchored there instead of at
+    the policy's own value drifted once values were rounded: from 1.2, two fits of one step up
+    each gave 1.24, where the policy's own lattice has 1.25."""
+    param = Param("target", 0.48, 3.0, integer=False, log=True)
+    own = Lattice(param, 1.2)
+    on_it = {own.value(i) for i in range(own.size)}
+    start = 1.2
+    for _ in range(6):  # each fit: a budget that allows one lattice step more
+        replayed: list[float] = []
+
+        def evaluate(
+            t: float, limit: float = start, seen: list[float] = replayed
+        ) -> tuple[float, float]:
+            seen.append(t)
+            return 1 / t, 0.0 if t <= limit * 1.03 else 1.0
+
+        fit = fit_target(evaluate, param, start, budget=0.0, anchor=1.2)
+        assert set(replayed) <= on_it, sorted(set(replayed) - on_it)
+        assert fit.target > start
+        start = fit.target
+    assert start == own.value(own.index(1.2) + 6)

@@ -210,6 +210,80 @@ def test_a_step_scaling_policy_starts_the_search_at_its_own_steps() -> None:
     ]
 
 
+MILLION = [(0.1234567, 1e6), (1e6, 1000001.0), (1000001.0, None)]
+CLOSE = [(1.0, 1e6), (1e6, 1000000.000001), (1000000.000001, None)]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "scale", "expected"),
+    [
+        pytest.param(MILLION, 1.0, MILLION, id="own-steps-as-written"),
+        pytest.param(
+            MILLION,
+            1.23,
+            [(0.151851741, 1230000.0), (1230000.0, 1230001.23), (1230001.23, None)],
+            id="scaled-without-float-dust",
+        ),
+        pytest.param(
+            CLOSE,
+            1.23,
+            [(1.23, 1230000.0), (1230000.0, 1230000.00000123), (1230000.00000123, None)],
+            id="12-digits-would-tie",
+        ),
+    ],
+)
+def test_scaled_steps_stay_apart_and_the_own_steps_as_written(
+    bounds: list[tuple[float, float | None]],
+    scale: float,
+    expected: list[tuple[float, float | None]],
+) -> None:
+    """Bounds 1 apart at a million: rounding them to 6 digits made two equal, and the manifest
+    was refused (lowerBound must be below upperBound) at every scale, the policy's own (1)
+    included. Its own steps are not rewritten; scaled ones lose float dust (100 x 1.23 is 123,
+    not 123.00000000000001), never the difference between two bounds."""
+    from gemini.policy.spec import parse_policy
+
+    steps = {
+        "name": "latency",
+        "source": {"prometheus": {"serverAddress": "http://p:9090", "query": "up"}},
+        "stepScaling": {
+            "steps": [
+                {"lowerBound": lo, "adjustment": i + 1} | ({} if hi is None else {"upperBound": hi})
+                for i, (lo, hi) in enumerate(bounds)
+            ]
+        },
+    }
+    policy = parse_policy(policy_doc(metrics=[steps]))
+    m = apply_params(policy, {"stepScale": scale}).spec.metrics[0]
+    assert m.step_scaling is not None
+    got = [(s.lower_bound, s.upper_bound) for s in m.step_scaling.steps]
+    assert got == [
+        (pytest.approx(lo, rel=1e-15), hi and pytest.approx(hi, rel=1e-15)) for lo, hi in expected
+    ]
+    assert len({b for pair in got for b in pair}) == len({b for pair in expected for b in pair})
+    if bounds is MILLION:
+        assert got[0][1] == expected[0][1]  # exactly, not within float dust
+
+
+def test_a_sampled_tolerance_is_written_as_picked() -> None:
+    """A log-scale tolerance range (tune.space) picks 3 significant digits (0.00123); the
+    manifest rounded tolerances to 4 decimals again (0.0012), so it differed from the params
+    the JSON reported and from what the trials replayed."""
+    from gemini.policy.spec import parse_policy
+    from gemini.simulate.tuner import picked
+
+    log_range = Param("scaleUpTolerance", 0.001, 0.3, integer=False, log=True)
+    linear = Param("scaleDownTolerance", 0.0, 0.5, integer=False)
+    up, down = picked(log_range, 0.00123456), picked(linear, 0.123456)
+    assert (up, down) == (0.00123, 0.1235)
+    tuned = apply_params(
+        parse_policy(policy_doc()), {"scaleUpTolerance": up, "scaleDownTolerance": down}
+    )
+    behavior = tuned.spec.behavior
+    assert behavior.scale_up is not None and behavior.scale_down is not None
+    assert (behavior.scale_up.tolerance, behavior.scale_down.tolerance) == (up, down)
+
+
 def test_tune_says_what_it_did_on_the_users_behalf(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
