@@ -21,7 +21,6 @@ cost alone.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import multiprocessing
 import os
@@ -73,6 +72,11 @@ def _target_param(name: str, target: MetricTarget, offset: int = 0) -> Param:
     # a forecast (a metric read `offsetSeconds` back) may be worth little on a trace whose day
     # does not repeat: up to 10x its target, the search can all but turn it off
     return Param(name, amount * 0.4, amount * (10.0 if offset else 2.5), integer=False, log=True)
+
+
+# the widest float range (high / low) a search may span: 12 orders of magnitude (a lattice of
+# 2 % steps over it has ~1,400 values; beyond, an end could overflow the arithmetic)
+MAX_RANGE_RATIO = 1e12
 
 
 def search_space(
@@ -143,6 +147,16 @@ def search_space(
             raise SpecError(
                 f"{where}: log with low {low:g}",
                 [(where, f"a log range needs low > 0 (got {low:g}); or set log: false")],
+            )
+        if not own.integer and low > 0 and not high / low <= MAX_RANGE_RATIO:
+            raise SpecError(
+                f"{where}: range too wide",
+                [
+                    (
+                        where,
+                        f"high / low may be at most {MAX_RANGE_RATIO:g} (got {high:g} / {low:g})",
+                    )
+                ],
             )
         _check_range(policy, where, name, low, high, {p.name for p in space})
         space = [Param(p.name, low, high, p.integer, rng.log) if p is own else p for p in space]
@@ -596,7 +610,7 @@ class TradeoffPoint:
             return {k: d.get(k) for k in ("capacityHours", "oracleRatio", "sloViolationMinutes")}
 
         return {
-            "value": round(self.value, 6),
+            "value": significant(self.value, 6),
             "factor": round(self.value / best, 4) if best else None,
             "chosen": self.chosen,
             "train": part(self.train, "train"),
@@ -1166,10 +1180,11 @@ def tune(
     best_hours = best.value
     assert best_hours is not None  # `finished` keeps trials with a value
     policy = apply_params(base, params, profile)
-    meta = copy.deepcopy(policy.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    # (the manifest, not a dump: a namespace the user did not write stays unwritten)
+    meta = manifest_doc(policy)
     meta["metadata"].setdefault("annotations", {})
     meta["metadata"]["annotations"]["gemini.dev/tuned-on"] = scenario.name
-    policy = parse_policy({k: v for k, v in meta.items() if k != "status"})
+    policy = parse_policy(meta)
 
     # final scores: train at the tuning resolution, test (held back) at full resolution
     train_s = score_run(scenario, run_policy(scenario, policy, train))

@@ -27,7 +27,7 @@ from gemini.simulate.tuner import (
     tradeoff_values,
     tune,
 )
-from tests.simulate.helpers import policy_doc, write_scenario
+from tests.simulate.helpers import daily_wave, policy_doc, write_scenario
 
 TOO_SHORT: list[tuple[str, dict[str, Any], list[float] | None, str]] = [
     (
@@ -560,6 +560,11 @@ def test_the_tuned_manifest_keeps_the_users_metadata(tmp_path: Path) -> None:
     placed["metadata"].update(namespace="prod", labels={"team": "web"})
     doc = yaml.safe_load(manifest_yaml(apply_params(parse_policy(placed), {"target": 75})))
     assert doc["metadata"] == {"name": "web", "namespace": "prod", "labels": {"team": "web"}}
+    # and what tune writes (it re-parsed a dump to add its annotation: namespace: default)
+    data = tune(load_scenario(write_scenario(tmp_path)), trials=1, jobs=1, tradeoff=False)
+    tuned_on = {"annotations": {"gemini.dev/tuned-on": "synthetic"}}
+    assert yaml.safe_load(manifest_yaml(data.policy))["metadata"] == {"name": "web", **tuned_on}
+    assert data.to_dict()["best"]["policy"]["metadata"] == {"name": "web", **tuned_on}
 
 
 def test_tune_outputs_to_stdout_and_refuses_two_outputs_in_one_place(tmp_path: Path) -> None:
@@ -610,3 +615,37 @@ def test_the_tuned_manifest_carries_the_float_values_the_trials_scored(tmp_path:
     points = data["tradeoff"]["points"]
     assert len(points) >= 3
     assert all(p["value"] == float(f"{p['value']:.3g}") for p in points)
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        pytest.param({"low": 0.1, "high": 1e308, "log": True}, id="high-1e308"),
+        pytest.param({"low": 1e-320, "high": 1.0, "log": True}, id="subnormal-low"),
+        pytest.param({"low": 1e-7, "high": 1e6}, id="13-orders"),
+    ],
+)
+def test_a_target_range_too_wide_is_a_field_error(tmp_path: Path, space: dict[str, Any]) -> None:
+    """A range over 12 orders of magnitude overflowed the lattice's arithmetic (an
+    OverflowError traceback from a worker); it is refused, naming the field."""
+    doc = policy_doc()
+    doc["spec"]["metrics"][0]["target"] = {"type": "AverageValue", "averageValue": 0.5}
+    path = write_scenario(tmp_path, tune={"space": {"target": space}})
+    (tmp_path / "policies" / "web.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=r"tune\.space\.target: range too wide") as err:
+        tune(load_scenario(path), trials=1, jobs=1)
+    assert "high / low may be at most 1e+12" in str(err.value.problems)
+
+
+def test_the_tradeoff_of_a_tiny_target_keeps_its_digits(tmp_path: Path) -> None:
+    """Points were rounded to 6 decimals: around a fitted 7.1e-07 all five read 1e-06."""
+    doc = policy_doc()
+    doc["spec"]["metrics"][0]["target"] = {"type": "AverageValue", "averageValue": 8e-7}
+    values = [v * 1e-6 for v in daily_wave(6)]
+    path = write_scenario(tmp_path, values, tune={"decimate": 4})
+    (tmp_path / "policies" / "web.yaml").write_text(yaml.safe_dump(doc))
+    data = tune(load_scenario(path), trials=1, seed=0, jobs=1).to_dict()
+    points = [p["value"] for p in data["tradeoff"]["points"]]
+    assert len(set(points)) == len(points) >= 3
+    chosen = next(p["value"] for p in data["tradeoff"]["points"] if p["chosen"])
+    assert chosen == data["best"]["params"]["target"]
