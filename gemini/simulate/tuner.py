@@ -79,6 +79,12 @@ def _target_param(name: str, target: MetricTarget, offset: int = 0) -> Param:
 MAX_RANGE_RATIO = 1e12
 
 
+def _disabled_directions(policy: ScalingPolicy) -> list[str]:
+    behavior = policy.spec.behavior
+    rules = {"scaleUp": behavior.scale_up, "scaleDown": behavior.scale_down} if behavior else {}
+    return [d for d, r in rules.items() if r is not None and r.select_policy.value == "Disabled"]
+
+
 def search_space(
     policy: ScalingPolicy, overrides: dict[str, Range] | None = None, *, daily_floor: bool = False
 ) -> list[Param]:
@@ -113,11 +119,20 @@ def search_space(
         Param("scaleDownPeriod", 15, 600),
         Param("scaleDownCooldown", 0, 900),
     ]
+    # a direction the user turned off (selectPolicy: Disabled) stays off: nothing to search
+    disabled = _disabled_directions(policy)
+    space = [p for p in space if not any(p.name.startswith(d) for d in disabled)]
     if daily_floor:
         space.append(Param("floorFactor", 0.0, 1.5, integer=False))
     for name, rng in (overrides or {}).items():
         where = f"tune.space.{name}"
         known = {p.name for p in space}
+        off = next((d for d in disabled if name.startswith(d)), None)
+        if off is not None:
+            raise SpecError(
+                f"{where}: {off} is disabled",
+                [(where, f"the policy's behavior.{off}.selectPolicy is Disabled")],
+            )
         if name == "floorFactor" and not daily_floor:
             raise SpecError(
                 f"{where}: no daily floor",

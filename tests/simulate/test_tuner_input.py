@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from gemini.cli import app
 from gemini.errors import SpecError
 from gemini.simulate.replay import Grid
-from gemini.simulate.scenario import load_scenario
+from gemini.simulate.scenario import Range, load_scenario
 from gemini.simulate.tuner import (
     REPEAT_MIN_R,
     Param,
@@ -179,6 +179,23 @@ def test_a_disabled_direction_stays_disabled_in_the_tuned_manifest() -> None:
     assert behavior is not None and behavior.scale_down is not None
     assert behavior.scale_down.select_policy.value == "Disabled"
     assert behavior.scale_up is not None and behavior.scale_up.policies[0].value == 200
+
+
+def test_a_disabled_direction_is_not_searched(tmp_path: Path) -> None:
+    """Its parameters were sampled and reported in best.params (scaleDownWindow 0, ...) though
+    the manifest carries none of them; a tune.space range for one is refused, naming it."""
+    from gemini.policy.spec import parse_policy
+
+    doc = policy_doc(behavior={"scaleDown": {"selectPolicy": "Disabled"}})
+    names = {p.name for p in search_space(parse_policy(doc))}
+    assert "scaleUpPercent" in names and not {n for n in names if n.startswith("scaleDown")}
+    path = write_scenario(tmp_path, tune={"decimate": 4})
+    (tmp_path / "policies" / "web.yaml").write_text(yaml.safe_dump(doc))
+    data = tune(load_scenario(path), trials=2, jobs=1, tradeoff=False).to_dict()
+    assert not [k for k in data["best"]["params"] if k.startswith("scaleDown")]
+    assert data["best"]["policy"]["spec"]["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+    with pytest.raises(SpecError, match=r"tune\.space\.scaleDownWindow: scaleDown is disabled"):
+        search_space(parse_policy(doc), {"scaleDownWindow": Range(low=0, high=600)})
 
 
 def test_a_step_scaling_policy_starts_the_search_at_its_own_steps() -> None:
